@@ -1,0 +1,10 @@
+"""Ops with several faces. Each family `F` has `F_ref` (NumPy reference, the definition), and may
+have `F_cpu` (fast CPU) and `F_cuda` (CuPy launchers); every face exports the same function names.
+`lcengine.backend` picks the face once; nothing else imports a face directly (tests and benchmarks
+excepted)."""
+
+#: op families and the functions each face of a family exports
+FAMILIES = {
+    "lc": ("lc_forward", "lc_backward_input", "lc_backward_weight"),
+    "conv": ("conv_forward", "conv_backward_input", "conv_backward_weight"),
+}
