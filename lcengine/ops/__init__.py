@@ -7,4 +7,6 @@ excepted)."""
 FAMILIES = {
     "lc": ("lc_forward", "lc_backward_input", "lc_backward_weight"),
     "conv": ("conv_forward", "conv_backward_input", "conv_backward_weight"),
+    "targets": ("difference_target", "tanh_regression"),
+    "adam": ("adam_update",),
 }
