@@ -9,4 +9,5 @@ FAMILIES = {
     "conv": ("conv_forward", "conv_backward_input", "conv_backward_weight"),
     "targets": ("difference_target", "tanh_regression"),
     "adam": ("adam_update",),
+    "feedback": ("random_feedback",),
 }
