@@ -2,6 +2,9 @@
 
 from .activations import activation
 from .base import Layer
+from .conv import Conv2D, TransposedConv2D
 from .dense import Dense
+from .locally_connected import LocallyConnected2D, TransposedLC
 
-__all__ = ["Layer", "Dense", "activation"]
+__all__ = ["Layer", "Dense", "LocallyConnected2D", "TransposedLC", "Conv2D", "TransposedConv2D",
+           "activation"]
