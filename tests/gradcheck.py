@@ -5,10 +5,10 @@
                                            (e.g. all parameters of a network).
     assert_close(got, ref, rtol, atol, ...) elementwise |got − ref| ≤ atol + rtol·|ref|
 
-For each random unit-variance direction u (one draw per key, all seeded by `seed`), the central
-difference (f(x + εu) − f(x − εu)) / 2ε is compared with Σ ⟨grad, u⟩. Checking a few directions
-instead of every coordinate keeps a whole-network check cheap. A failure names the worst element,
-both values, the shape and the seed. Call `f` on float64 inputs: the tolerances assume it.
+For each random unit-variance direction u (one draw per key, all seeded by `seed`), the
+central difference (f(x + εu) − f(x − εu)) / 2ε is compared with Σ ⟨grad, u⟩. Checking a few
+directions instead of every coordinate keeps a whole-network check cheap. A failure names the
+worst element, both values, the shape and the seed. Call `f` on float64 inputs: the tolerances assume it.
 """
 
 from __future__ import annotations

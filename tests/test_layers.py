@@ -56,7 +56,8 @@ def _all_layers():
     yield "dense-n3", lambda seed: _dense(3, seed)
     for kind in KINDS:
         for case, case_id in zip(WINDOW_CASES, WINDOW_IDS):
-            yield f"{kind}-{case_id}", lambda seed, kind=kind, case=case: _windowed(kind, case, seed)
+            yield (f"{kind}-{case_id}",
+                   lambda seed, kind=kind, case=case: _windowed(kind, case, seed))
 
 
 LAYERS = dict(_all_layers())
@@ -176,7 +177,7 @@ def test_lc_with_tied_filters_equals_conv(case):
 
 
 def _dense_matrix(layer):
-    """M (out × in) of the linear part of `layer`: column k is f(e_k) − f(0), e_k a basis vector."""
+    """M (out × in) of the linear part of `layer`: column k is f(e_k) − f(0), e_k the basis."""
     n_in = int(np.prod(layer.in_shape))
     basis = np.eye(n_in).reshape((n_in,) + layer.in_shape)
     responses = layer.forward(basis)[0] - layer.forward(np.zeros_like(basis[:1]))[0]

@@ -42,7 +42,7 @@ def _ops(shared):
 
 
 def _literal_forward(x, W, stride, pads, shared):
-    """y[n,o,p,q] = Σ W[(p,q),o,c,i,j] x[n,c,p·sh+i−top,q·sw+j−left], zero outside the image."""
+    """y[n,o,p,q] = Σ W[(p,q),o,c,i,j] x[n,c,p·sh+i−top,q·sw+j−left]; x = 0 off the image."""
     N, C, H, Wd = x.shape
     kh, kw = W.shape[-2:]
     O = W.shape[0] if shared else W.shape[2]
@@ -57,7 +57,8 @@ def _literal_forward(x, W, stride, pads, shared):
 
 
 def _out_hw(hw, kernel, stride, pads):
-    return tuple((hw[d] + pads[2 * d] + pads[2 * d + 1] - kernel[d]) // stride[d] + 1 for d in (0, 1))
+    return tuple((hw[d] + pads[2 * d] + pads[2 * d + 1] - kernel[d]) // stride[d] + 1
+                 for d in (0, 1))
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["lc", "conv"])
@@ -116,7 +117,8 @@ def test_window_geometry_tensorflow_semantics(args, expected):
 def test_window_geometry_non_square_and_per_axis():
     (P, Q), pads = window_geometry((8, 5), (3, 4), (2, 3), "same")
     assert (P, Q) == (4, 2)
-    assert pads == (0, 1, 1, 1)              # H: total 1 → (0, 1); W: (2−1)·3 + 4 − 5 = 2 → (1, 1)
+    # H: total (4−1)·2 + 3 − 8 = 1 → (0, 1); W: (2−1)·3 + 4 − 5 = 2 → (1, 1)
+    assert pads == (0, 1, 1, 1)
 
 
 def test_window_geometry_rejects_bad_arguments():

@@ -22,7 +22,7 @@ def _per_channel(bias):
 
 
 class Conv2D(Layer):
-    """a = K ⋆ x + b, with Glorot-uniform K: fan_in = C·kh·kw, fan_out = O·kh·kw, and b = 0 (O,)."""
+    """a = K ⋆ x + b, with Glorot-uniform K (fan_in = C·kh·kw, fan_out = O·kh·kw) and b = 0 (O,)."""
 
     def __init__(self, in_shape, out_channels, kernel_size, stride, padding="same", *,
                  backend, rng, dtype="float32"):
@@ -69,9 +69,9 @@ class Conv2D(Layer):
 class TransposedConv2D(Layer):
     """The inverse's affine part, (O, P, Q) -> (C, H, W): a = `conv_backward_input(y, V)` + c.
 
-    `params["W"]` holds V (O, C, kh, kw), Glorot-uniform with fan_in = O·kh·kw, fan_out = C·kh·kw;
-    `params["b"]` holds c (C,), zero at start. Feedback: da ↦ `conv_forward(da, V)`; weight
-    gradient: dV = `conv_backward_weight(x=da, dy=y)`.
+    `params["W"]` holds V (O, C, kh, kw), Glorot-uniform with fan_in = O·kh·kw and
+    fan_out = C·kh·kw; `params["b"]` holds c (C,), zero at start. Feedback:
+    da ↦ `conv_forward(da, V)`; weight gradient: dV = `conv_backward_weight(x=da, dy=y)`.
     """
 
     def __init__(self, geometry: WindowGeometry, *, backend, rng, dtype="float32"):

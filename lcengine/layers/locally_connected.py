@@ -3,7 +3,7 @@
 Letters: C, H×W input channels and size; O, P×Q output channels and size; kh×kw kernel; (sh, sw)
 stride; pads (top, bottom, left, right) from the TensorFlow "same"/"valid" rule.
 
-    LocallyConnected2D:  a[o, p, q] = Σ_{c,i,j} W[p, q, o, c, i, j] · x_pad[c, p·sh + i, q·sw + j]
+    LocallyConnected2D:  a[o, p, q] = Σ_{c,i,j} W[p, q, o, c, i, j] · x_pad[c, p·sh+i, q·sw+j]
                                        + b[o, p, q]
     TransposedLC:        a[c, h, w] = Σ_{p,q,o,i,j : p·sh + i = h + top, q·sw + j = w + left}
                                        V[p, q, o, c, i, j] · y[o, p, q]  +  c[c, h, w]
@@ -71,9 +71,10 @@ class TransposedLC(Layer):
     """The inverse's affine part, (O, P, Q) -> (C, H, W):  a = V y + c  where V y is
     `lc_backward_input(y, V)` (the map whose matrix is the transpose of an LC map with weights V).
 
-    `params["W"]` holds the paper's V (layout (P, Q, O, C, kh, kw), Glorot-uniform with fan_in =
-    O·kh·kw, fan_out = C·kh·kw); `params["b"]` the paper's c (C, H, W), zero at start. Because the
-    map is y ↦ Mᵥᵀ y, its feedback is da ↦ Mᵥ da = `lc_forward(da, V)` and its weight gradient is
+    `params["W"]` holds the paper's V (layout (P, Q, O, C, kh, kw), Glorot-uniform with
+    fan_in = O·kh·kw, fan_out = C·kh·kw); `params["b"]` the paper's c (C, H, W), zero at start.
+    With M_V the matrix of the LC map with weights V, this layer is y ↦ M_Vᵀ y + c; so its
+    feedback is da ↦ M_V da = `lc_forward(da, V)` and its weight gradient is
     dV = `lc_backward_weight(x=da, dy=y)`.
     """
 
