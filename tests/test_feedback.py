@@ -33,3 +33,15 @@ def test_b_is_fixed_per_seed_uniform_and_seed_dependent():
     assert abs(B.mean()) < 0.005 and abs(B.std() - 0.5 / np.sqrt(3)) < 0.005
     other = feedback_ref.feedback_matrix(12, rows, 10, 0.5, np.float64)
     assert abs(np.corrcoef(B.ravel(), other.ravel())[0, 1]) < 0.01
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_face_matches_reference(dtype):
+    cupy = pytest.importorskip("cupy", reason="the CUDA face needs CuPy (pip install 'lcengine[gpu]')")
+    if cupy.cuda.runtime.getDeviceCount() < 1:
+        pytest.skip("the CUDA face needs a CUDA GPU")
+    from lcengine.ops import feedback_cuda
+    e = np.random.default_rng(3).standard_normal((37, 1000)).astype(dtype)
+    got = feedback_cuda.random_feedback(cupy.asarray(e), 99, 3001, 0.01).get()
+    np.testing.assert_allclose(got, feedback_ref.random_feedback(e, 99, 3001, 0.01), **TOL[dtype])
