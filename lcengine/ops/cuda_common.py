@@ -32,8 +32,8 @@ def kernel_function(file_name: str, name: str):
     if module is None:
         path = kernel_path(file_name)
         module = cupy.RawModule(code=path.read_text(encoding="utf-8"), options=NVRTC_OPTIONS)
-        try:
-            module.compile()
+        try:                                       # RawModule compiles lazily; force it here
+            module.compile() if hasattr(module, "compile") else module.get_function(name)
         except Exception as err:                   # CompileException and friends; keep one line
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise KernelCompileError(f"{path}: compilation failed: {first}") from err
