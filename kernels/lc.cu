@@ -105,7 +105,7 @@ __device__ __forceinline__ void lc_forward(const T* __restrict__ x, const T* __r
                                            T* __restrict__ y, const Geometry g) {
     const int loc = blockIdx.z, p = loc / g.Q, q = loc - p * g.Q;
     const int K = g.C * g.kh * g.kw, PQ = g.P * g.Q;
-    const T* Wl = Wt + (size_t)loc * g.O * K;                       // (O, K) of this location
+    const T* Wl = Wt + (long long)loc * g.O * K;                       // (O, K) of this location
     const int row0 = blockIdx.y * TILE, col0 = blockIdx.x * TILE;
     T acc[4][4];
     tile_gemm<T, true, true>(
@@ -126,7 +126,7 @@ __device__ __forceinline__ void lc_backward_input(const T* __restrict__ dy, cons
                                                   T* __restrict__ dx, const Geometry g) {
     const int loc = blockIdx.z, p = loc / g.Q, q = loc - p * g.Q;
     const int K = g.C * g.kh * g.kw, PQ = g.P * g.Q;
-    const T* Wl = Wt + (size_t)loc * g.O * K;
+    const T* Wl = Wt + (long long)loc * g.O * K;
     const int row0 = blockIdx.y * TILE, col0 = blockIdx.x * TILE;
     T acc[4][4];
     tile_gemm<T, false, false>(
@@ -155,7 +155,7 @@ __device__ __forceinline__ void lc_backward_weight(const T* __restrict__ x, cons
                                                    T* __restrict__ dW, const Geometry g) {
     const int loc = blockIdx.z, p = loc / g.Q, q = loc - p * g.Q;
     const int K = g.C * g.kh * g.kw, PQ = g.P * g.Q;
-    T* dWl = dW + (size_t)loc * g.O * K;
+    T* dWl = dW + (long long)loc * g.O * K;
     const int row0 = blockIdx.y * TILE, col0 = blockIdx.x * TILE;
     T acc[4][4];
     tile_gemm<T, false, false>(
