@@ -1,0 +1,182 @@
+"""Checkpoints that survive a kill at any instant, and the atomic file writes they are made of.
+
+A checkpoint is a directory RUN_DIR/checkpoints/<tag>/ holding
+    arrays.npz      every array of the run's state (parameters, optimiser moments, rule state)
+    state.json      everything else (config, position, RNG state, metrics history), with each
+                    array replaced by {"__array__": key} pointing into arrays.npz
+    MANIFEST.json   written last: each file's byte count and SHA-256.
+Every file is written to a temporary name, fsynced and renamed over (os.replace), and the
+directory is fsynced, so a checkpoint whose manifest matches its files is complete; anything else
+does not count. Tags sort in the order they were written. `save` keeps the newest `KEEP`
+complete checkpoints; `load_latest` takes the newest complete one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "MANIFEST.json"
+FILES = ("arrays.npz", "state.json")
+KEEP = 2
+
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint; the message names the directory and what is wrong."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that `path` holds either its old content or all of `data`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoints_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def split_arrays(tree, to_numpy):
+    """(JSON-able tree, {key: ndarray}): arrays (NumPy or CuPy) moved out to keys a0, a1, …"""
+    arrays = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if not all(isinstance(k, str) for k in node):
+                raise TypeError(f"checkpoint state keys must be strings: {list(node)[:5]}")
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [walk(v) for v in node]
+        if isinstance(node, np.generic):
+            return node.item()
+        if hasattr(node, "shape") and hasattr(node, "dtype"):
+            key = f"a{len(arrays)}"
+            arrays[key] = to_numpy(node)
+            return {"__array__": key}
+        return node
+
+    return walk(tree), arrays
+
+
+def join_arrays(tree, arrays):
+    """The inverse of `split_arrays`, with NumPy arrays."""
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            return arrays[tree["__array__"]]
+        return {k: join_arrays(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [join_arrays(v, arrays) for v in tree]
+    return tree
+
+
+def save(run_dir: Path, tag: str, state: dict, to_numpy) -> Path:
+    """Commit `state` (nested dicts/lists of scalars and arrays) as checkpoint `tag`."""
+    root = checkpoints_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / tag
+    path.mkdir(exist_ok=True)
+    (path / MANIFEST).unlink(missing_ok=True)      # rewriting a tag: it is incomplete until done
+    fsync_dir(path)
+    tree, arrays = split_arrays(state, to_numpy)
+    npz = path / FILES[0]
+    tmp = npz.with_name(f".{npz.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, npz)
+    atomic_write_text(path / FILES[1], json.dumps(tree))
+    manifest = {"files": {name: _describe(path / name) for name in FILES}}
+    atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=1))
+    _prune(root, keep=path.name)
+    return path
+
+
+def _describe(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def problem(path: Path) -> str | None:
+    """Why checkpoint `path` is not complete, or None if its manifest matches its files."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        return "no manifest (the save was interrupted)"
+    except (OSError, ValueError) as err:
+        return f"unreadable manifest ({err})"
+    for name in FILES:
+        listed = manifest.get("files", {}).get(name)
+        if listed is None:
+            return f"manifest does not list {name}"
+        if not (path / name).is_file():
+            return f"{name} is missing"
+        if _describe(path / name) != listed:
+            return f"{name} does not match the manifest (damaged)"
+    return None
+
+
+def _prune(root: Path, keep: str) -> None:
+    """Remove all but the newest KEEP complete checkpoints, and any incomplete one."""
+    tags = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    complete = [t for t in tags if t == keep or (root / t / MANIFEST).is_file()]
+    for tag in tags:
+        if tag not in complete[-KEEP:]:
+            shutil.rmtree(root / tag)
+
+
+def latest(run_dir: Path) -> tuple[Path, list[str]]:
+    """The newest complete checkpoint of a run, and a line for each newer one that was skipped."""
+    root = checkpoints_dir(run_dir)
+    if not Path(run_dir).is_dir():
+        raise CheckpointError(f"{run_dir}: no such run directory")
+    tags = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  reverse=True) if root.is_dir() else []
+    skipped = []
+    for path in tags:
+        why = problem(path)
+        if why is None:
+            return path, skipped
+        skipped.append(f"{path}: skipped, {why}")
+    raise CheckpointError(f"{root}: no complete checkpoint" + (f" ({'; '.join(skipped)})"
+                                                               if skipped else ""))
+
+
+def load(path: Path) -> dict:
+    """The state saved in checkpoint `path`, arrays as NumPy."""
+    why = problem(path)
+    if why is not None:
+        raise CheckpointError(f"{path}: {why}")
+    tree = json.loads((path / FILES[1]).read_text())
+    with np.load(path / FILES[0], allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return join_arrays(tree, arrays)
