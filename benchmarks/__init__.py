@@ -1,0 +1,1 @@
+"""lcengine benchmarks: `python benchmarks/bench_lc.py` or `lcengine bench ops`."""

@@ -1,0 +1,251 @@
+"""Benchmark of the LC ops' fast CPU face on the paper's layer shapes: check, then time.
+
+    python benchmarks/bench_lc.py [--net mnist-lc|cifar-lc|imagenet-lc ...] [--batch N]
+    lcengine bench ops ...                       (the same code)
+
+For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and each direction
+(forward, backward_input, backward_weight; the transposed-LC inverse *is* backward_input), it
+  1. checks `lcengine.ops.lc_cpu` — the functions the engine runs — against `lc_ref` on the same
+     geometry with a batch of min(N, --check-batch), |got − ref| ≤ atol + rtol·|ref|;
+  2. times the fast op, NumPy einsum on `sliding_window_view` (what a user would otherwise write),
+     and PyTorch unfold + einsum when torch is importable (optional, never a dependency);
+  3. prints one JSON line: shape, ms (best of --repeats, and the median), GFLOP/s with
+     FLOPs = 2·N·P·Q·O·C·kh·kw, GB/s (operands crossing memory once), % of the float32 matmul
+     peak measured in the same run, and the speed-up over each baseline;
+and per net one "total" line: all directions of all its LC layers together (Σ FLOPs / Σ time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):                       # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import common
+else:
+    from . import common
+
+from lcengine.nets import HIDDEN, INPUT_SHAPES      # noqa: E402  (after the path fix above)
+from lcengine.ops import lc_cpu, lc_ref              # noqa: E402
+from lcengine.ops.geometry import window_geometry    # noqa: E402
+
+NETS = ("mnist-lc", "cifar-lc", "imagenet-lc")
+DEFAULT_BATCH = {"mnist-lc": 128, "cifar-lc": 128, "imagenet-lc": 32}
+DEFAULT_LAYERS = {"imagenet-lc": (1, 3)}            # 1-based; others: every LC layer
+DIRECTIONS = ("forward", "backward_input", "backward_weight")
+TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-13)}   # rtol, atol per √(sum length)
+
+
+def lc_layers(net, batch, layers=None):
+    """The LC layers of `net` at batch size `batch`: dicts of every size the ops need."""
+    shape = INPUT_SHAPES[net.split("-")[0]]
+    out = []
+    for index, spec in enumerate(HIDDEN[net], start=1):
+        if spec[0] != "lc":
+            break
+        _, k, o, s = spec
+        C, H, W = shape
+        (P, Q), pads = window_geometry((H, W), k, s, "same")
+        if layers is None or index in layers:
+            out.append(dict(net=net, layer=index, N=batch, C=C, H=H, W=W, O=o, kh=k, kw=k,
+                            sh=s, sw=s, P=P, Q=Q, pads=pads))
+        shape = (o, P, Q)
+    return out
+
+
+def flops(L):
+    return 2 * L["N"] * L["P"] * L["Q"] * L["O"] * L["C"] * L["kh"] * L["kw"]
+
+
+def operands(L, N, rng, dtype):
+    x = rng.standard_normal((N, L["C"], L["H"], L["W"]), dtype=np.float32).astype(dtype)
+    W = rng.standard_normal((L["P"], L["Q"], L["O"], L["C"], L["kh"], L["kw"]),
+                            dtype=np.float32).astype(dtype)
+    W *= 1.0 / np.sqrt(L["C"] * L["kh"] * L["kw"])
+    dy = rng.standard_normal((N, L["O"], L["P"], L["Q"]), dtype=np.float32).astype(dtype)
+    return x, W, dy
+
+
+def call(ops, direction, L, x, W, dy):
+    """One direction of the LC op through `ops` (a module with the lc_ref signatures)."""
+    stride, pads = (L["sh"], L["sw"]), L["pads"]
+    if direction == "forward":
+        return ops.lc_forward(x, W, stride, pads)
+    if direction == "backward_input":
+        return ops.lc_backward_input(dy, W, (L["H"], L["W"]), stride, pads)
+    return ops.lc_backward_weight(x, dy, (L["kh"], L["kw"]), stride, pads)
+
+
+def moved_bytes(L, direction, itemsize):
+    """Each operand read once and the result written once."""
+    x = L["N"] * L["C"] * L["H"] * L["W"]
+    y = L["N"] * L["O"] * L["P"] * L["Q"]
+    w = L["P"] * L["Q"] * L["O"] * L["C"] * L["kh"] * L["kw"]
+    return itemsize * {"forward": x + w + y, "backward_input": y + w + x,
+                       "backward_weight": x + y + w}[direction]
+
+
+def sum_length(L, direction):
+    return {"forward": L["C"] * L["kh"] * L["kw"], "backward_input": L["O"] * L["kh"] * L["kw"],
+            "backward_weight": L["N"]}[direction]
+
+
+def check(L, direction, check_batch, dtype=np.float32):
+    """Fast face vs reference on this geometry; returns the error record, raises on failure."""
+    rng = np.random.default_rng(1234 + L["layer"])
+    x, W, dy = operands(L, min(L["N"], check_batch), rng, dtype)
+    got, ref = call(lc_cpu, direction, L, x, W, dy), call(lc_ref, direction, L, x, W, dy)
+    rtol, atol = TOLERANCE[dtype]
+    atol *= np.sqrt(sum_length(L, direction))
+    bad = np.abs(got - ref) > atol + rtol * np.abs(ref)
+    if got.shape != ref.shape or got.dtype != ref.dtype or bad.any():
+        worst = np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape)
+        raise AssertionError(f"lc_cpu.{direction} differs from lc_ref on {L['net']} layer "
+                             f"{L['layer']} at {worst}: {got[worst]} vs {ref[worst]}")
+    return {"check_batch": int(x.shape[0]), "max_abs_err": float(np.abs(got - ref).max())}
+
+
+# ----------------------------------------------------------------------------- baselines
+
+def _pad(x, pads):
+    top, bottom, left, right = pads
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+
+
+def numpy_einsum(direction, L, x, W, dy):
+    """What a NumPy user writes: einsum over a sliding_window_view of the padded input."""
+    kh, kw, sh, sw, P, Q = L["kh"], L["kw"], L["sh"], L["sw"], L["P"], L["Q"]
+    top, _, left, _ = L["pads"]
+    if direction == "backward_input":
+        dpatch = np.einsum("nopq,pqocij->ncpqij", dy, W, optimize=True)
+        dx = np.zeros((dy.shape[0], L["C"], L["H"] + sum(L["pads"][:2]),
+                       L["W"] + sum(L["pads"][2:])), dtype=dy.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                dx[:, :, i:i + sh * P:sh, j:j + sw * Q:sw] += dpatch[..., i, j]
+        return dx[:, :, top:top + L["H"], left:left + L["W"]]
+    win = np.lib.stride_tricks.sliding_window_view(_pad(x, L["pads"]), (kh, kw), axis=(2, 3))
+    win = win[:, :, ::sh, ::sw][:, :, :P, :Q]                          # (N, C, P, Q, kh, kw)
+    if direction == "forward":
+        return np.einsum("ncpqij,pqocij->nopq", win, W, optimize=True)
+    return np.einsum("nopq,ncpqij->pqocij", dy, win, optimize=True)
+
+
+def torch_unfold(direction, L, x, W, dy):
+    """What a PyTorch user writes: F.unfold (im2col) + einsum, F.fold for the input gradient."""
+    import torch
+    import torch.nn.functional as F
+    kh, kw, sh, sw, P, Q, O = L["kh"], L["kw"], L["sh"], L["sw"], L["P"], L["Q"], L["O"]
+    top, bottom, left, right = L["pads"]
+    N, K = x.shape[0], L["C"] * kh * kw
+    w = torch.from_numpy(W).view(P * Q, O, K)
+    g = torch.from_numpy(dy).view(N, O, P * Q)
+    if direction == "backward_input":
+        dcols = torch.einsum("nol,lok->nkl", g, w)
+        dx = F.fold(dcols, (L["H"] + top + bottom, L["W"] + left + right), (kh, kw), stride=(sh, sw))
+        return dx[:, :, top:top + L["H"], left:left + L["W"]]
+    cols = F.unfold(F.pad(torch.from_numpy(x), (left, right, top, bottom)), (kh, kw),
+                    stride=(sh, sw))                                   # (N, K, P·Q)
+    if direction == "forward":
+        return torch.einsum("nkl,lok->nol", cols, w).reshape(N, O, P, Q)
+    return torch.einsum("nol,nkl->lok", g, cols).reshape(W.shape)
+
+
+def _torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _time_baseline(fn, repeats):
+    """A slow baseline is timed once (its first call); a fast one like the op."""
+    first = common.timings(fn, repeats=1, warmup=0)
+    return first if first[0] > 1.0 else first + common.timings(fn, repeats=repeats - 1, warmup=0)
+
+
+# ----------------------------------------------------------------------------- driver
+
+def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=None,
+        stream=None):
+    """Benchmark `nets`; prints JSON lines and returns them as dicts."""
+    records = []
+
+    def out(rec):
+        records.append(rec)
+        common.emit(rec, stream)
+
+    peak0 = common.matmul_peak_gflops()
+    out({"kind": "machine", **common.machine(), "sgemm_gflops": round(peak0, 1),
+         "sgemm_shape": "2048x2048x2048", "timing": f"best of {repeats} after a warm-up call"})
+    have_torch = baselines and _torch_available()
+    results = []
+    for net in nets:
+        n = batch or DEFAULT_BATCH[net]
+        for L in lc_layers(net, n, layers or DEFAULT_LAYERS.get(net)):
+            rng = np.random.default_rng(L["layer"])
+            x, W, dy = operands(L, n, rng, np.float32)
+            for direction in DIRECTIONS:
+                err = check(L, direction, check_batch)
+                sec = common.timings(lambda: call(lc_cpu, direction, L, x, W, dy), repeats)
+                rec = {"kind": "op", "net": net, "layer": L["layer"], "direction": direction,
+                       "shape": f"N{n} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
+                                f" k{L['kh']}x{L['kw']} s{L['sh']}",
+                       "dtype": "float32", **common.summary(sec), "gflop": flops(L) / 1e9}
+                rec["gflops"] = round(flops(L) / min(sec) / 1e9, 2)
+                rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
+                rec.update(err)
+                if baselines:
+                    base = _time_baseline(lambda: numpy_einsum(direction, L, x, W, dy), repeats)
+                    rec["numpy_einsum_ms"] = round(1e3 * min(base), 3)
+                    rec["speedup_vs_numpy_einsum"] = round(min(base) / min(sec), 2)
+                if have_torch:
+                    base = _time_baseline(lambda: torch_unfold(direction, L, x, W, dy), repeats)
+                    rec["torch_unfold_ms"] = round(1e3 * min(base), 3)
+                    rec["torch_unfold_gflops"] = round(flops(L) / min(base) / 1e9, 2)
+                    rec["speedup_vs_torch_unfold"] = round(min(base) / min(sec), 2)
+                results.append(rec)
+                records.append(rec)
+    peak1 = common.matmul_peak_gflops()
+    peak = max(peak0, peak1)
+    for rec in results:                               # % of the better of the two peak figures
+        rec["pct_of_sgemm_peak"] = round(100 * rec["gflops"] / peak, 1)
+        common.emit(rec, stream)
+    for net in nets:
+        mine = [r for r in results if r["net"] == net]
+        if mine:
+            total_gflop = sum(r["gflop"] for r in mine)
+            total_s = sum(r["ms"] for r in mine) / 1e3
+            worst = min(mine, key=lambda r: r["gflops"])
+            out({"kind": "total", "net": net, "batch": batch or DEFAULT_BATCH[net],
+                 "layers": sorted({r["layer"] for r in mine}), "ms": round(1e3 * total_s, 3),
+                 "gflops": round(total_gflop / total_s, 2),
+                 "pct_of_sgemm_peak": round(100 * total_gflop / total_s / peak, 1),
+                 "worst": f"layer {worst['layer']} {worst['direction']}",
+                 "worst_pct_of_sgemm_peak": worst["pct_of_sgemm_peak"]})
+    out({"kind": "peak", "sgemm_gflops_start": round(peak0, 1), "sgemm_gflops_end": round(peak1, 1),
+         "used": round(peak, 1)})
+    return records
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--net", action="append", choices=NETS, help="repeatable; default: all")
+    ap.add_argument("--batch", type=int, help="default: 128 (MNIST, CIFAR), 32 (ImageNet)")
+    ap.add_argument("--layers", help="comma-separated 1-based LC layer numbers (default: all; "
+                                     "ImageNet 1,3)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--check-batch", type=int, default=8)
+    ap.add_argument("--no-baselines", action="store_true")
+    a = ap.parse_args(argv)
+    layers = tuple(int(v) for v in a.layers.split(",")) if a.layers else None
+    run(tuple(a.net or NETS), a.batch, a.repeats, a.check_batch, not a.no_baselines, layers)
+
+
+if __name__ == "__main__":
+    main()

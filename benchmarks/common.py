@@ -1,0 +1,75 @@
+"""Helpers every lcengine benchmark shares: the machine's peak, timing, and one JSON line per result.
+
+Method (the same for every benchmark, stated in docs/performance.md):
+  * peak = the best of several large float32 matmuls (NumPy's BLAS, all cores) in the same run;
+  * a timed function is called once to warm up (compilation, page faults of reused buffers), then
+    `repeats` times; we report the best (least disturbed by the other users of a shared machine)
+    and the median;
+  * GFLOP/s = stated FLOPs / best time; GB/s = the bytes each operand must cross memory once
+    (inputs read, output written) / best time — a lower bound on the real traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def timings(fn, repeats=5, warmup=1):
+    """Seconds of `repeats` calls of fn() after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def summary(seconds):
+    """{"ms": best, "ms_median": median} in milliseconds."""
+    return {"ms": round(1e3 * min(seconds), 4), "ms_median": round(1e3 * statistics.median(seconds), 4)}
+
+
+def matmul_peak_gflops(n=2048, repeats=5, dtype=np.float32):
+    """The machine's practical peak: best GFLOP/s of an n×n×n matmul through NumPy's BLAS."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    c = np.empty((n, n), dtype=dtype)
+    best = min(timings(lambda: np.matmul(a, b, out=c), repeats=repeats))
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def machine():
+    """A short description of where the numbers were taken."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": model, "cores": cores, "loadavg_1min": load, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def emit(record, stream=None):
+    """Print one JSON line (flushed, so a long run can be followed)."""
+    stream = stream or sys.stdout
+    stream.write(json.dumps(record, separators=(", ", ": ")) + "\n")
+    stream.flush()
+
+
+def max_abs_rel_error(got, ref):
+    """(worst |got − ref|, the worst of |got − ref| / (1 + |ref|)) as floats."""
+    diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(ref, dtype=np.float64))
+    return float(diff.max()), float((diff / (1.0 + np.abs(ref))).max())

@@ -1,0 +1,113 @@
+"""The LC ops' fast CPU face (`lcengine.ops.lc_cpu`) against the reference (`lc_ref`), the
+definition: every direction, float32 and float64, on awkward shapes.
+
+Tolerance, |got − ref| ≤ atol + rtol·|ref| with R the length of the sum behind each element
+(forward C·kh·kw, backward_input O·kh·kw, backward_weight N) and unit-variance operands:
+  float32  rtol 1e-4,  atol 1e-5·√R   (BLAS and einsum sum in different orders)
+  float64  rtol 1e-10, atol 1e-12·√R
+"""
+
+import math
+
+import numpy as np
+import pytest
+from gradcheck import assert_close
+
+from lcengine.backend import get_backend
+from lcengine.ops import lc_cpu, lc_ref
+from lcengine.ops.geometry import window_geometry
+
+TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
+
+# (N, C, (H, W), O, (kh, kw), (sh, sw), padding): batch 1, odd and non-square sizes, stride 2 and
+# 3, kernels wider and narrower than the stride, 1×1 kernels, C = 1, both paddings, and output
+# sizes whose P·Q is odd so the split between worker threads falls inside an output row.
+CASES = [
+    (1, 1, (5, 7), 2, (3, 3), (2, 2), "same"),
+    (2, 3, (6, 5), 4, (3, 2), (3, 1), "valid"),
+    (1, 2, (7, 4), 3, (4, 4), (3, 3), "same"),
+    (3, 2, (9, 6), 2, (5, 5), (2, 2), "valid"),
+    (2, 2, (5, 5), 3, (1, 1), (2, 2), "same"),
+    (5, 4, (13, 11), 6, (5, 5), (2, 2), "same"),
+    (4, 3, (11, 9), 5, (3, 3), (1, 1), "same"),
+    (3, 1, (28, 28), 8, (3, 3), (2, 2), "same"),        # MNIST-LC layer 1, narrower and shorter
+    (2, 5, (10, 17), 3, (9, 9), (4, 4), "same"),        # ImageNet-LC layer 1's kernel and stride
+]
+IDS = [f"n{n}c{c}{h}x{w}o{o}k{kh}x{kw}s{sh}x{sw}{pad}"
+       for n, c, (h, w), o, (kh, kw), (sh, sw), pad in CASES]
+DIRECTIONS = ("forward", "backward_input", "backward_weight")
+
+
+def _setup(case, dtype, seed):
+    N, C, hw, O, kernel, stride, padding = case
+    (P, Q), pads = window_geometry(hw, kernel, stride, padding)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C) + hw).astype(dtype)
+    W = rng.standard_normal((P, Q, O, C) + kernel).astype(dtype)
+    dy = rng.standard_normal((N, O, P, Q)).astype(dtype)
+    return x, W, dy, stride, pads
+
+
+def _call(ops, direction, x, W, dy, stride, pads):
+    if direction == "forward":
+        return ops.lc_forward(x, W, stride, pads)
+    if direction == "backward_input":
+        return ops.lc_backward_input(dy, W, x.shape[2:], stride, pads)
+    return ops.lc_backward_weight(x, dy, W.shape[4:], stride, pads)
+
+
+def _sum_length(direction, x, W):
+    P, Q, O, C, kh, kw = W.shape
+    return {"forward": C * kh * kw, "backward_input": O * kh * kw,
+            "backward_weight": x.shape[0]}[direction]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_cpu_face_matches_reference(case, direction, dtype):
+    seed = CASES.index(case) * 10 + DIRECTIONS.index(direction)
+    x, W, dy, stride, pads = _setup(case, dtype, seed)
+    got = _call(lc_cpu, direction, x, W, dy, stride, pads)
+    ref = _call(lc_ref, direction, x, W, dy, stride, pads)
+    assert got.dtype == ref.dtype == dtype
+    rtol, atol = TOL[dtype]
+    assert_close(got, ref, rtol=rtol, atol=atol * math.sqrt(_sum_length(direction, x, W)),
+                 seed=seed, what=f"lc_cpu.lc_{direction} {case} {np.dtype(dtype).name}")
+
+
+def test_transposed_lc_inverse_is_backward_input_with_its_own_weights():
+    """The TP inverse layer runs lc_backward_input with weights V of W's layout (design.md)."""
+    x, W, dy, stride, pads = _setup(CASES[5], np.float32, 7)
+    V = np.random.default_rng(8).standard_normal(W.shape).astype(np.float32)
+    got = lc_cpu.lc_backward_input(dy, V, x.shape[2:], stride, pads)
+    assert_close(got, lc_ref.lc_backward_input(dy, V, x.shape[2:], stride, pads),
+                 rtol=1e-4, atol=1e-5 * math.sqrt(V.shape[2] * 25), seed=8, what="inverse")
+
+
+def test_strided_inputs_and_other_dtypes():
+    """Non-contiguous views are accepted; dtypes other than float32/64 take the reference."""
+    x, W, dy, stride, pads = _setup(CASES[3], np.float64, 3)
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)   # same values
+    dyv = np.ascontiguousarray(dy[:, ::-1])[:, ::-1]
+    for direction in DIRECTIONS:
+        assert_close(_call(lc_cpu, direction, xt, W, dyv, stride, pads),
+                     _call(lc_ref, direction, x, W, dy, stride, pads),
+                     rtol=1e-10, atol=1e-11, seed=3, what=f"strided {direction}")
+    half = [a.astype(np.float16) for a in (x, W, dy)]
+    for direction in DIRECTIONS:
+        got = _call(lc_cpu, direction, *half, stride, pads)
+        np.testing.assert_array_equal(got, _call(lc_ref, direction, *half, stride, pads))
+
+
+def test_backend_picks_the_cpu_face():
+    backend = get_backend("cpu")
+    assert backend.faces["lc"] == "cpu"
+    assert backend.ops.lc_forward is lc_cpu.lc_forward
+    assert get_backend("cpu", kernels="ref").ops.lc_forward is lc_ref.lc_forward
+
+
+def test_channel_mismatch_is_named():
+    x, W, dy, stride, pads = _setup(CASES[0], np.float32, 0)
+    with pytest.raises(ValueError, match="lc_forward: x has 2 channels"):
+        lc_cpu.lc_forward(np.concatenate([x, x], axis=1), W, stride, pads)
