@@ -32,13 +32,20 @@ class CheckpointError(RuntimeError):
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that `path` holds either its old content or all of `data`."""
-    path = Path(path)
+    _atomic_write(Path(path), lambda f: f.write(data))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """`write(file)` into a temporary sibling, fsync, rename over `path`, fsync the directory."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
 
 
@@ -100,13 +107,7 @@ def save(run_dir: Path, tag: str, state: dict, to_numpy) -> Path:
     (path / MANIFEST).unlink(missing_ok=True)      # rewriting a tag: it is incomplete until done
     fsync_dir(path)
     tree, arrays = split_arrays(state, to_numpy)
-    npz = path / FILES[0]
-    tmp = npz.with_name(f".{npz.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, npz)
+    _atomic_write(path / FILES[0], lambda f: np.savez(f, **arrays))
     atomic_write_text(path / FILES[1], json.dumps(tree))
     manifest = {"files": {name: _describe(path / name) for name in FILES}}
     atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=1))

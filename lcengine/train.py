@@ -1,0 +1,351 @@
+"""The training loop, top to bottom.
+
+    Run(config)   backend → data → network → rule → optimisers, built the same way every time
+    per epoch     each phase of the schedule — BP/FA/DFA: "forward"; parallel TP: "both";
+                  alternating TP: a whole "inverse" pass over the training set, then a whole
+                  "forward" pass (paper §6.1 leaves the counting open; ours: one epoch = one
+                  inverse pass + one forward pass) — over minibatches: rule.gradients → optimiser
+                  steps → loss checked; then train and test error, the angles to BP's gradient
+                  on one fixed minibatch; then the record → checkpoint → metrics.jsonl → one line.
+
+Resuming is bit for bit: the loader's order and augmentation are pure functions of (seed, epoch,
+batch), and the checkpoint holds every parameter, optimiser moment, fixed random array, RNG
+state and the position (epoch, phase, batch). Ctrl-C is noticed between minibatches: the run
+checkpoints where it stands and stops. A NaN or exploding loss stops the run before anything is
+saved, so the last good checkpoint stays the newest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numba
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from . import checkpoint
+from .backend import get_backend
+from .config import TP_FAMILY, TrainConfig
+from .data import DataError, Loader, open_shards
+from .metrics import alignment, top_k_error
+from .nets import build_network
+from .optim import Adam
+from .rules import make_rule
+
+METRICS = "metrics.jsonl"
+CONFIG = "config.toml"
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or exploded; the message says where and which checkpoint is kept."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C: the run was checkpointed where it stood; the message says how to resume."""
+
+
+@dataclass
+class Position:
+    """Where a run stands: `epoch` epochs done, then `batch` minibatches of phase `phase`."""
+    epoch: int = 0
+    phase: int = 0
+    batch: int = 0
+
+    def tag(self) -> str:
+        return f"e{self.epoch:05d}-p{self.phase}-b{self.batch:07d}"
+
+
+def new_tally() -> dict:
+    """The running sums of the epoch in progress (checkpointed with it)."""
+    return {"loss": 0.0, "steps": 0, "images": 0, "seconds": 0.0, "info": {}}
+
+
+class Run:
+    """Everything a run is made of, built from its config; the same config gives the same Run."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.backend = get_backend(config.device, config.kernels)
+        source = config.data or config.dataset
+        self.train_set = open_shards(source, "train")
+        self.test_set = open_shards(source, "test")
+        expected = "mnist" if config.dataset == "mnist-mini" else config.dataset
+        if self.train_set.dataset != expected:
+            raise DataError(f"{source}: holds {self.train_set.dataset!r} shards, but --dataset is "
+                            f"{config.dataset}")
+        self.rng = self.backend.rng(config.seed)
+        self.net = build_network(config.net, self.backend, self.rng, width=config.width,
+                                 input_shape=self.train_set.image_shape,
+                                 n_classes=self.train_set.n_classes)
+        self.rule = make_rule(config.algo, self.net, config.rule_hp(), self.rng)
+        self.bp = None if config.algo == "bp" else make_rule("bp", self.net, {}, self.rng)
+        self.optimisers = {"forward": Adam(self.rule.forward_params(), config.lr, config.beta1,
+                                           config.beta2, config.eps, backend=self.backend)}
+        if config.algo in TP_FAMILY:
+            self.optimisers["inverse"] = Adam(self.rule.inverse_params(), config.inv_lr,
+                                              config.inv_beta1, config.inv_beta2, config.inv_eps,
+                                              backend=self.backend)
+        common = dict(batch_size=config.batch_size, seed=config.seed, backend=self.backend,
+                      workers=config.workers)
+        self.train_loader = Loader(self.train_set, train=True, **common)
+        self.train_eval_loader = Loader(self.train_set, train=False, shuffle=False, **common)
+        self.test_loader = Loader(self.test_set, train=False, shuffle=False, **common)
+        self.chance_loss = math.log(self.train_set.n_classes)
+
+    # --- what a checkpoint holds ---------------------------------------------------------
+    def state(self) -> dict:
+        return {"forward": self.rule.forward_params(), "inverse": self.rule.inverse_params(),
+                "rule": self.rule.state(),
+                "optimisers": {k: opt.state() for k, opt in self.optimisers.items()},
+                "rng": self.rng.state}
+
+    def load_state(self, state: dict) -> None:
+        for part in ("forward", "inverse"):
+            mine = getattr(self.rule, f"{part}_params")()
+            if set(mine) != set(state[part]):
+                raise checkpoint.CheckpointError(
+                    f"checkpoint {part} parameters {sorted(state[part])} do not match this "
+                    f"run's {sorted(mine)}")
+            for key, array in mine.items():
+                array[...] = self.backend.asarray(state[part][key])
+        self.rule.load_state(state["rule"])
+        for key, opt in self.optimisers.items():
+            opt.load_state(state["optimisers"][key])
+        self.rng.state = state["rng"]
+
+    # --- passes ----------------------------------------------------------------------------
+    def phase_batches(self) -> int:
+        """Minibatches in one pass over the (limited) training set."""
+        limit = self.config.limit_train
+        full = len(self.train_loader)
+        return full if limit is None else min(full, math.ceil(limit / self.config.batch_size))
+
+    def step(self, x, labels, phase: str, where: str):
+        result = self.rule.gradients(x, labels, phase)
+        bad = {k: v for k, v in {"loss": result.loss, **result.info}.items() if not math.isfinite(v)}
+        if bad:
+            raise Diverged(f"{where}: " + ", ".join(f"{k} is {v}" for k, v in bad.items()))
+        if result.loss > self.config.explode_factor * self.chance_loss:
+            raise Diverged(f"{where}: loss {result.loss:.4g} exploded (over "
+                           f"{self.config.explode_factor:g} × chance level {self.chance_loss:.3g})")
+        if result.inverse:
+            self.optimisers["inverse"].step(result.inverse)
+        if result.forward:
+            self.optimisers["forward"].step(result.forward)
+        return result
+
+    def evaluate(self, loader: Loader, limit: int | None) -> dict:
+        """Top-1 (and top-5) error in % and mean loss over the first `limit` images (None: all)."""
+        count = loader.shards.count if limit is None else min(limit, loader.shards.count)
+        n = wrong1 = wrong5 = 0
+        loss = 0.0
+        for x, labels in take(loader, 0, 0, math.ceil(count / loader.batch_size)):
+            logits = self.net.predict(x)
+            k = x.shape[0]
+            loss += float(self.net.loss(logits, labels)[0]) * k
+            wrong1 += top_k_error(logits, labels, 1) * k
+            wrong5 += top_k_error(logits, labels, 5) * k
+            n += k
+        return {"error": 100.0 * wrong1 / n, "top5_error": 100.0 * wrong5 / n, "loss": loss / n}
+
+    def alignment(self, x, labels) -> dict:
+        """Degrees between each layer's W-update and BP's gradient; the RNG is left untouched,
+        so measuring does not change training."""
+        if self.bp is None:
+            return {}
+        saved = self.rng.state
+        angles = alignment(self.rule, self.bp, x, labels)
+        self.rng.state = saved
+        return {k: round(angles[k], 3) for k in sorted(angles, key=lambda k: int(k.split(".")[0]))}
+
+
+def take(loader: Loader, epoch: int, start: int, stop: int):
+    """Batches start..stop-1 of the loader's `epoch`, closing its prefetch thread when done."""
+    with closing(loader.epoch(epoch, start_batch=start)) as batches:
+        for _, batch in zip(range(start, stop), batches):
+            yield batch
+
+
+class InterruptFlag:
+    """The first Ctrl-C asks the loop to checkpoint and stop after the current minibatch (a
+    half-applied update must never be saved); a second one stops at once."""
+
+    def __enter__(self):
+        self.requested = False
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+@contextmanager
+def cpu_threads(n: int):
+    """BLAS and Numba parallel regions limited to `n` threads while the block runs."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(n, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+# --- starting and resuming ------------------------------------------------------------------
+def start(config: TrainConfig, run_dir: Path, echo=print) -> list[dict]:
+    """Create `run_dir`, save the config and a checkpoint of the initial state, and train."""
+    run = Run(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True)
+    checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+    (run_dir / METRICS).touch()
+    position, history, tally = Position(), [], new_tally()
+    save(run, run_dir, position, history, tally)
+    return loop(run, run_dir, position, history, tally, echo)
+
+
+def read_checkpoint(run_dir: Path, echo=print) -> dict:
+    path, skipped = checkpoint.latest(run_dir)
+    for line in skipped:
+        echo(line)
+    return checkpoint.load(path)
+
+
+def saved_config(state: dict) -> TrainConfig:
+    return TrainConfig(**state["config"])
+
+
+def resume(run_dir: Path, epochs: int | None = None, echo=print) -> list[dict]:
+    """Continue a run from its newest complete checkpoint (optionally to a new epoch count)."""
+    run_dir = Path(run_dir)
+    state = read_checkpoint(run_dir, echo)
+    config = saved_config(state)
+    if epochs is not None:
+        config.epochs = epochs
+        checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+    run = Run(config)
+    run.load_state(state["run"])
+    position = Position(**state["position"])
+    history = state["history"]
+    # metrics.jsonl may hold a line written after the checkpoint we resume from: rewrite it
+    checkpoint.atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+    echo(f"resuming {run_dir} at epoch {position.epoch + 1}, "
+         f"{config.phases[position.phase]} pass, batch {position.batch}")
+    return loop(run, run_dir, position, history, state["tally"], echo)
+
+
+def save(run: Run, run_dir: Path, position: Position, history: list, tally: dict) -> Path:
+    state = {"config": asdict(run.config), "position": asdict(position), "history": history,
+             "tally": tally, "run": run.state()}
+    return checkpoint.save(run_dir, position.tag(), state, run.backend.to_numpy)
+
+
+# --- the loop -----------------------------------------------------------------------------------
+def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict,
+         echo=print) -> list[dict]:
+    config = run.config
+    phases = config.phases
+    n_batches = run.phase_batches()
+    align_x, align_labels = next(take(run.train_eval_loader, 0, 0, 1))
+    with InterruptFlag() as interrupt, cpu_threads(config.threads):
+        for epoch in range(position.epoch, config.epochs):
+            bar = tqdm(total=n_batches * len(phases), initial=position.phase * n_batches
+                       + position.batch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                       unit="batch", leave=False, disable=None, dynamic_ncols=True)
+            with bar:
+                for p in range(position.phase, len(phases)):
+                    stream = epoch * len(phases) + p       # each pass its own shuffle
+                    started = time.perf_counter()
+                    for b, (x, labels) in enumerate(take(run.train_loader, stream, position.batch,
+                                                         n_batches), start=position.batch):
+                        where = f"epoch {epoch + 1}, {phases[p]} pass, batch {b}"
+                        result = run.step(x, labels, phases[p], where)
+                        _count(tally, result, x.shape[0], phases[p])
+                        bar.update()
+                        bar.set_postfix(loss=f"{result.loss:.3f}", img_s=f"{_rate(tally, started):.0f}")
+                        if interrupt.requested:
+                            tally["seconds"] += time.perf_counter() - started
+                            stopped = Position(epoch, p, b + 1)
+                            path = save(run, run_dir, stopped, history, tally)
+                            raise Interrupted(f"interrupted at {where}; checkpoint {path}; "
+                                              f"continue with: lcengine train --resume {run_dir}")
+                    tally["seconds"] += time.perf_counter() - started
+                    position = Position(epoch, p + 1, 0)
+            record = epoch_record(run, epoch, tally, history, align_x, align_labels)
+            history.append(record)
+            position, tally = Position(epoch + 1), new_tally()
+            save(run, run_dir, position, history, tally)
+            with open(run_dir / METRICS, "a") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            echo(summary_line(record, config))
+            if interrupt.requested:
+                raise Interrupted(f"interrupted after epoch {epoch + 1}; continue with: "
+                                  f"lcengine train --resume {run_dir}")
+    return history
+
+
+def _count(tally: dict, result, n_images: int, phase: str) -> None:
+    tally["images"] += n_images
+    if phase != "inverse":                # the task loss does not move in an inverse pass
+        tally["loss"] += result.loss
+        tally["steps"] += 1
+    for k, v in result.info.items():
+        total, count = tally["info"].get(k, (0.0, 0))
+        tally["info"][k] = (total + v, count + 1)
+
+
+def _rate(tally: dict, started: float) -> float:
+    seconds = tally["seconds"] + time.perf_counter() - started
+    return tally["images"] / seconds if seconds > 0 else 0.0
+
+
+def epoch_record(run: Run, epoch: int, tally: dict, history: list, x, labels) -> dict:
+    config = run.config
+    train = run.evaluate(run.train_eval_loader, config.train_eval_images or None)
+    test = run.evaluate(run.test_loader, config.limit_test)
+    best = min([r["best_test_error"] for r in history] + [test["error"]])
+    record = {
+        "epoch": epoch + 1,
+        "train_error": round(train["error"], 4),
+        "test_error": round(test["error"], 4),
+        "best_test_error": round(best, 4),
+        "loss": tally["loss"] / max(tally["steps"], 1),
+        "test_loss": test["loss"],
+        "images_per_s": round(tally["images"] / tally["seconds"], 1) if tally["seconds"] else None,
+        "seconds": round(tally["seconds"], 3),
+        "alignment_deg": run.alignment(x, labels),
+        "info": {k: total / count for k, (total, count) in tally["info"].items()},
+    }
+    if config.dataset == "imagenet":
+        record["train_top5_error"] = round(train["top5_error"], 4)
+        record["test_top5_error"] = round(test["top5_error"], 4)
+    return record
+
+
+def summary_line(record: dict, config: TrainConfig) -> str:
+    angles = "/".join(f"{a:.0f}" for a in record["alignment_deg"].values())
+    parts = [f"epoch {record['epoch']}/{config.epochs}", f"loss {record['loss']:.4f}",
+             f"train {record['train_error']:.2f}%", f"test {record['test_error']:.2f}%"]
+    if "test_top5_error" in record:
+        parts.append(f"top-5 {record['test_top5_error']:.2f}%")
+    parts.append(f"best {record['best_test_error']:.2f}%")
+    if record["images_per_s"]:
+        parts.append(f"{record['images_per_s']:.0f} img/s")
+    if angles:
+        parts.append(f"angles to BP {angles}°")
+    return "  ".join(parts)
+
