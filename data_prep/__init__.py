@@ -1,0 +1,1 @@
+"""Converters from the official dataset files to lcengine shards: `lcengine prep DATASET ...`."""
