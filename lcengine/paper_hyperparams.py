@@ -90,11 +90,11 @@ def table5(net: str, arch: str, algo: str, schedule: str | None) -> tuple[dict, 
     if schedule is not None:
         column = f"{column}-{schedule}"
     table_net, table_arch = net, arch
-    if arch == "conv":
+    if arch == "conv":                      # the ConvNet column sits in the LC tables
+        table_arch = "lc"
         if algo == "bp":
             column = "bp-conv"
         else:
-            table_arch = "lc"
             notes.append("no ConvNet column for this rule, its LC values")
     if column not in TABLE5[(table_net, table_arch)] and net == "imagenet":
         if column.startswith("sdtp"):

@@ -147,8 +147,9 @@ class Run:
         n = wrong1 = wrong5 = 0
         loss = 0.0
         for x, labels in take(loader, 0, 0, math.ceil(count / loader.batch_size)):
+            k = min(x.shape[0], count - n)
+            x, labels = x[:k], labels[:k]
             logits = self.net.predict(x)
-            k = x.shape[0]
             loss += float(self.net.loss(logits, labels)[0]) * k
             wrong1 += top_k_error(logits, labels, 1) * k
             wrong5 += top_k_error(logits, labels, 5) * k

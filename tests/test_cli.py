@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from lcengine import checkpoint
 from lcengine.backend import BackendError, get_backend
 from lcengine.cli import main
-from lcengine.config import FIELDS, TrainConfig, read_toml
+from lcengine.config import (ALGOS, APPLIES, ARCHS, DATASETS, FIELDS, SCHEDULES, TP_FAMILY,
+                             TrainConfig, read_toml, resolve)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--width", "0.25", "--limit-train", "320", "--limit-test", "200",
@@ -215,3 +216,45 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path):
                 for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
 
     assert errors(killed) == errors(whole)
+
+
+def settings():
+    for dataset in DATASETS:
+        for arch in ARCHS:
+            for algo in ALGOS:
+                for schedule in (SCHEDULES if algo in TP_FAMILY else (None,)):
+                    if not (dataset == "imagenet" and arch == "fc"):
+                        yield dataset, arch, algo, schedule
+
+
+def test_every_setting_resolves_to_paper_values(tmp_path):
+    for dataset, arch, algo, schedule in settings():
+        given = {"dataset": dataset, "arch": arch, "algo": algo, "schedule": schedule}
+        if dataset != "mnist-mini":
+            given["data"] = str(tmp_path)
+        config, notes = resolve([("test", {k: v for k, v in given.items() if v is not None})])
+        for name, algos in APPLIES.items():
+            if name != "feedback_scale":        # None there means each layer's Glorot limit
+                assert (getattr(config, name) is not None) == (algo in algos), (given, name)
+        assert any("from Table 5" in note for note in notes), given
+
+
+@pytest.mark.parametrize("setting, want", [
+    (("mnist", "fc", "dtp", "alternating"), {"lr": 3.08e-4, "inv_lr": 4.593e-3, "alpha": 0.232,
+                                             "sigma": 0.220, "beta1": 0.99}),
+    (("mnist-mini", "fc", "bp", None), {"lr": 1.52e-4, "beta2": 0.999, "eps": 1e-8}),
+    (("mnist", "conv", "bp", None), {"lr": 2.97e-4}),
+    (("cifar10", "conv", "fa", None), {"lr": 2.2e-5}),                    # CIFAR LC's FA
+    (("cifar10", "lc", "ao-sdtp", "parallel"), {"lr": 2.0e-5, "sigma": 0.300, "aux_units": 512}),
+    (("imagenet", "lc", "dfa", None), {"lr": 4.0e-5}),                    # CIFAR LC's DFA
+    (("imagenet", "lc", "sdtp", "alternating"), {"lr": 1.1e-5, "inv_lr": 1.70e-4}),
+])
+def test_table5_lookups(tmp_path, setting, want):
+    dataset, arch, algo, schedule = setting
+    given = {"dataset": dataset, "arch": arch, "algo": algo}
+    if schedule:
+        given["schedule"] = schedule
+    if dataset != "mnist-mini":
+        given["data"] = str(tmp_path)
+    config, _ = resolve([("test", given)])
+    assert {k: getattr(config, k) for k in want} == want
