@@ -6,7 +6,9 @@ Method (the same for every benchmark, stated in docs/performance.md):
     `repeats` times; we report the best (least disturbed by the other users of a shared machine)
     and the median;
   * GFLOP/s = stated FLOPs / best time; GB/s = the bytes each operand must cross memory once
-    (inputs read, output written) / best time — a lower bound on the real traffic.
+    (inputs read, output written) / best time — a lower bound on the real traffic;
+  * on a shared machine we also record the CPU time of each call (all our threads): FLOPs per
+    CPU-second × cores is what the op would reach with the cores to itself.
 """
 
 from __future__ import annotations
@@ -21,30 +23,51 @@ import time
 import numpy as np
 
 
-def timings(fn, repeats=5, warmup=1):
-    """Seconds of `repeats` calls of fn() after `warmup` untimed calls."""
+def timings(fn, repeats=5, warmup=1, cpu=None):
+    """Wall seconds of `repeats` calls of fn() after `warmup` untimed calls; if `cpu` is a list,
+    the process CPU seconds of each call (all threads) are appended to it."""
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(repeats):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t0)
+        if cpu is not None:
+            cpu.append(time.process_time() - c0)
     return out
 
 
-def summary(seconds):
-    """{"ms": best, "ms_median": median} in milliseconds."""
-    return {"ms": round(1e3 * min(seconds), 4), "ms_median": round(1e3 * statistics.median(seconds), 4)}
+def summary(seconds, cpu_seconds=None):
+    """{"ms": best, "ms_median": median[, "cpu_ms": best CPU time]} in milliseconds. On a shared
+    machine the CPU time (summed over our threads) is the figure least moved by other users."""
+    out = {"ms": round(1e3 * min(seconds), 4),
+           "ms_median": round(1e3 * statistics.median(seconds), 4)}
+    if cpu_seconds:
+        out["cpu_ms"] = round(1e3 * min(cpu_seconds), 4)
+    return out
 
 
-def matmul_peak_gflops(n=2048, repeats=5, dtype=np.float32):
-    """The machine's practical peak: best GFLOP/s of an n×n×n matmul through NumPy's BLAS."""
+def copy_bandwidth_gbs(nbytes=256 << 20, repeats=3):
+    """Main-memory bandwidth: best (read + write) bytes per second of a large array copy."""
+    a = np.ones(nbytes // 8)
+    b = np.empty_like(a)
+    best = min(timings(lambda: np.copyto(b, a), repeats=repeats))
+    return 2 * nbytes / best / 1e9
+
+
+def matmul_peak_gflops(n=2048, repeats=5, dtype=np.float32, cpu=None):
+    """The machine's practical peak: best GFLOP/s of an n×n×n matmul through NumPy's BLAS (all
+    cores). If `cpu` is a list, the GFLOP per CPU-second of the best call is appended to it."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(dtype)
     b = rng.standard_normal((n, n)).astype(dtype)
     c = np.empty((n, n), dtype=dtype)
-    best = min(timings(lambda: np.matmul(a, b, out=c), repeats=repeats))
+    cpu_s = []
+    best = min(timings(lambda: np.matmul(a, b, out=c), repeats=repeats, cpu=cpu_s))
+    if cpu is not None:
+        cpu.append(2.0 * n ** 3 / min(cpu_s) / 1e9)
     return 2.0 * n ** 3 / best / 1e9
 
 

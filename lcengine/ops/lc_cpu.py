@@ -1,7 +1,7 @@
 """Locally-connected 2-D layer: the fast CPU face (same functions and dtypes as `lc_ref`).
 
 Letters as in `lc_ref`: N batch, C input channels, H×W input, O output channels, P×Q output,
-kh×kw kernel, K = C·kh·kw, (sh, sw) stride, pads = (top, bottom, left, right), Hp×Wp padded input.
+kh×kw kernel, K = C·kh·kw, (sh, sw) stride, pads = (top, bottom, left, right).
 
 Every output location (p, q) is one small matrix product with its own weights W[p, q] (O, K):
 
@@ -10,19 +10,23 @@ Every output location (p, q) is one small matrix product with its own weights W[
     backward_weight  dW[p, q] (O, K)    = dyᵀ[:, p, q] (O, N) @ patch(p, q) (N, K)
 
 How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/performance.md):
-  * the input is re-laid once per call as xᵀ (C, Hp, Wp, N), batch innermost and zero-padded, so
-    a patch row (c, i) of location (p, q) is ONE contiguous run xᵀ[c, p·sh+i, q·sw : q·sw+kw, :]
-    of kw·N numbers: gathering patchᵀ (K, N) is C·kh memcpy's, never an element-wise gather;
-  * patches are gathered a segment of one output row at a time into a reused per-thread buffer
-    (at most Q·K·N numbers: never the whole patch array), and each segment is one batched BLAS
-    call (`np.matmul` over the Q locations, which calls sgemm/dgemm per location);
+  * the input is re-laid once per call as xᵀ (C, H, W, N), batch innermost, so the patch column
+    (c, i, j) of location (p, q) is ONE contiguous run xᵀ[c, p·sh+i-top, q·sw+j-left, :] of N
+    numbers (zeros outside the input): gathering patchᵀ (K, N) is K short memcpy's, never an
+    element-wise gather; its gradient is scatter-added the same way into dxᵀ;
+  * patches are gathered a piece of one output row at a time into a reused per-thread buffer (at
+    most Q·K·N numbers: never the whole patch array), and each piece is one batched BLAS call
+    (`np.matmul` over its locations, which calls sgemm/dgemm once per location);
   * the weights are used in their public layout (a reshape view, no copy); dy and y travel as
-    yᵀ (O, P, Q, N), whose (O, N) slice at (p, q) BLAS reads/writes in place (leading dim P·Q·N);
-  * the two layout changes (x → xᵀ, yᵀ ↔ y) are blocked Numba transposes, parallel over cores;
-  * threads: the output locations are split evenly between one Python worker thread per core,
-    each running BLAS single-threaded (OpenBLAS `openblas_set_num_threads_local`) — numba's
-    parallel loops and the BLAS workers never run at the same time, so nothing oversubscribes.
-    When NumPy's BLAS is not OpenBLAS the rows run on the calling thread with BLAS's own threads.
+    yᵀ (O, P, Q, N), whose (O, N) slice at (p, q) BLAS reads or writes in place (ld P·Q·N);
+  * the layout changes (x → xᵀ, dxᵀ → dx, dy → dyᵀ, yᵀ → y) are 2-D transposes: OpenBLAS's
+    ?omatcopy when NumPy's BLAS is the SciPy OpenBLAS build (about twice our tiled Numba loop,
+    which is the fallback);
+  * threads: one Python worker per core does everything — the output locations and the
+    transposes' rows are split evenly between them; each runs BLAS single-threaded (OpenBLAS
+    `openblas_set_num_threads_local`) and the Numba kernels are serial `nogil` functions, so no
+    second pool (Numba's, BLAS's) competes for the cores. Without that OpenBLAS build the work
+    runs on the calling thread and BLAS uses its own threads.
 Dtypes float32 and float64 (x and W alike) take this path; anything else falls back to `lc_ref`.
 """
 
@@ -44,30 +48,6 @@ _TILE = 32        # transpose tile edge
 # ----------------------------------------------------------------------------- Numba kernels
 
 @numba.njit(nogil=True, cache=True)
-def _to_chwn_padded(x, xt, top, left, r0, r1):
-    """xᵀ[c, hp, :, :] = x[:, c, hp - top, :]ᵀ (zero border) for the rows c·Hp + hp in [r0, r1)."""
-    N, C, H, W = x.shape
-    Hp, Wp = xt.shape[1], xt.shape[2]
-    for r in range(r0, r1):
-        c, hp = r // Hp, r % Hp
-        h = hp - top
-        if h < 0 or h >= H:
-            xt[c, hp] = 0
-            continue
-        for wp in range(0, left):
-            xt[c, hp, wp] = 0
-        for wp in range(left + W, Wp):
-            xt[c, hp, wp] = 0
-        for w0 in range(0, W, _TILE):
-            w1 = min(w0 + _TILE, W)
-            for n0 in range(0, N, _TILE):
-                n1 = min(n0 + _TILE, N)
-                for w in range(w0, w1):
-                    for n in range(n0, n1):
-                        xt[c, hp, left + w, n] = x[n, c, h, w]
-
-
-@numba.njit(nogil=True, cache=True)
 def _transpose2d(a, out, r0, r1):
     """out[:, r] = a[r, :] for the rows r in [r0, r1) of a (R, S), in tiles; a may be strided."""
     S = a.shape[1]
@@ -81,50 +61,44 @@ def _transpose2d(a, out, r0, r1):
 
 
 @numba.njit(nogil=True, cache=True)
-def _add_to_nchw(dx, part, offset, top, left, r0, r1):
-    """dx[n, c, h, w] += part[c, top + h - offset, left + w, n] for the rows c·H + h in [r0, r1)
-    that `part` covers."""
-    N, C, H, W = dx.shape
-    for r in range(r0, r1):
-        c, h = r // H, r % H
-        hb = top + h - offset
-        if hb < 0 or hb >= part.shape[1]:
-            continue
-        for w0 in range(0, W, _TILE):
-            w1 = min(w0 + _TILE, W)
-            for n0 in range(0, N, _TILE):
-                n1 = min(n0 + _TILE, N)
-                for n in range(n0, n1):
-                    for w in range(w0, w1):
-                        dx[n, c, h, w] += part[c, hb, left + w, n]
-
-
-@numba.njit(nogil=True, cache=True)
-def _gather_row(xt, buf, p, q0, q1, kh, kw, sh, sw):
-    """buf[q - q0, c, i, j, :] = xᵀ[c, p·sh + i, q·sw + j, :] — C·kh contiguous runs per location."""
-    C = xt.shape[0]
+def _gather_row(xt, buf, p, q0, q1, top, left, kh, kw, sh, sw):
+    """buf[q - q0, c, i, j, :] = xᵀ[c, p·sh + i - top, q·sw + j - left, :], zero outside the input:
+    per location C·kh runs of up to kw·N contiguous numbers."""
+    C, H, W, N = xt.shape
     for q in range(q0, q1):
         for c in range(C):
             for i in range(kh):
-                src = xt[c, p * sh + i, q * sw:q * sw + kw]
+                h = p * sh + i - top
                 dst = buf[q - q0, c, i]
                 for j in range(kw):
-                    for n in range(src.shape[1]):
-                        dst[j, n] = src[j, n]
+                    w = q * sw + j - left
+                    if h < 0 or h >= H or w < 0 or w >= W:
+                        dst[j] = 0
+                    else:
+                        src = xt[c, h, w]
+                        for n in range(N):
+                            dst[j, n] = src[n]
 
 
 @numba.njit(nogil=True, cache=True)
-def _scatter_add_row(buf, dxt, p, q0, q1, kh, kw, sh, sw, h_offset):
-    """dxᵀ[c, p·sh + i - h_offset, q·sw + j, :] += buf[q - q0, c, i, j, :]."""
-    C = dxt.shape[0]
+def _scatter_add_row(buf, dxt, p, q0, q1, top, left, kh, kw, sh, sw, h_offset):
+    """dxᵀ[c, p·sh + i - top - h_offset, q·sw + j - left, :] += buf[q - q0, c, i, j, :] for the
+    positions inside the input (the rows of dxᵀ start at input row h_offset)."""
+    C, Hb, W, N = dxt.shape
     for q in range(q0, q1):
         for c in range(C):
             for i in range(kh):
-                dst = dxt[c, p * sh + i - h_offset, q * sw:q * sw + kw]
+                h = p * sh + i - top - h_offset
+                if h < 0 or h >= Hb:
+                    continue
                 src = buf[q - q0, c, i]
                 for j in range(kw):
-                    for n in range(src.shape[1]):
-                        dst[j, n] += src[j, n]
+                    w = q * sw + j - left
+                    if w < 0 or w >= W:
+                        continue
+                    dst = dxt[c, h, w]
+                    for n in range(N):
+                        dst[n] += src[j, n]
 
 
 # ----------------------------------------------------------------------------- threads
@@ -237,12 +211,12 @@ def _weights_view(W):
     return np.ascontiguousarray(W).reshape(P, Q, O, C * kh * kw)   # a view for the layer's W
 
 
-def _x_t(x, pads):
-    """x (N, C, H, W) -> xᵀ (C, Hp, Wp, N), zero-padded."""
+def _x_t(x):
+    """x (N, C, H, W) -> xᵀ (C, H, W, N)."""
     N, C, H, W = x.shape
-    top, bottom, left, right = pads
-    xt = np.empty((C, H + top + bottom, W + left + right, N), dtype=x.dtype)
-    _split(_to_chwn_padded, C * xt.shape[1], x, xt, top, left)
+    xt = np.empty((C, H, W, N), dtype=x.dtype)
+    _split(_transpose_rows, N, np.ascontiguousarray(x).reshape(N, C * H * W),
+           xt.reshape(C * H * W, N))
     return xt
 
 
@@ -264,14 +238,15 @@ def lc_forward(x, W, stride, pads):
         raise ValueError(f"lc_forward: x has {C} channels but W expects {Cw}")
     sh, sw = stride
     K = C * kh * kw
-    xt = _x_t(x, pads)
     Wr = _weights_view(W)
+    xt = _x_t(x)
+    top, left = pads[0], pads[2]
     yt = np.empty((O, P, Q, N), dtype=x.dtype)                        # yᵀ
 
     def work(segs):
         buf = np.empty((Q, C, kh, kw, N), dtype=x.dtype)
         for p, q0, q1 in segs:
-            _gather_row(xt, buf, p, q0, q1, kh, kw, sh, sw)
+            _gather_row(xt, buf, p, q0, q1, top, left, kh, kw, sh, sw)
             np.matmul(Wr[p, q0:q1], buf[:q1 - q0].reshape(q1 - q0, K, N),
                       out=yt[:, p, q0:q1].transpose(1, 0, 2))      # (q, O, N)
 
@@ -289,27 +264,32 @@ def lc_backward_input(dy, W, in_hw, stride, pads):
     if Ow != O:
         raise ValueError(f"lc_backward_input: dy has {O} channels but W produces {Ow}")
     sh, sw = stride
-    top, bottom, left, right = pads
+    top, left = pads[0], pads[2]
     H, Wd = in_hw
-    Wp = Wd + left + right
     K = C * kh * kw
     Wr = _weights_view(W)
     dyt = _dy_t(dy)
 
     def work(segs):
         p_first, p_last = segs[0][0], segs[-1][0]
-        h0 = p_first * sh                                              # rows this part touches
-        dxt = np.zeros((C, (p_last - p_first) * sh + kh, Wp, N), dtype=dy.dtype)
+        h0 = max(p_first * sh - top, 0)                                # input rows this part
+        h1 = min(p_last * sh - top + kh, H)                            # touches: [h0, h1)
+        dxt = np.zeros((C, max(h1 - h0, 0), Wd, N), dtype=dy.dtype)
         buf = np.empty((Q, C, kh, kw, N), dtype=dy.dtype)
         for p, q0, q1 in segs:
             np.matmul(Wr[p, q0:q1].transpose(0, 2, 1), dyt[:, p, q0:q1].transpose(1, 0, 2),
                       out=buf[:q1 - q0].reshape(q1 - q0, K, N))       # (q, K, N)
-            _scatter_add_row(buf, dxt, p, q0, q1, kh, kw, sh, sw, h0)
+            _scatter_add_row(buf, dxt, p, q0, q1, top, left, kh, kw, sh, sw, h0)
         return dxt, h0
 
-    dx = np.zeros((N, C, H, Wd), dtype=dy.dtype)
-    for part, h0 in _run(work, P, Q):
-        _split(_add_to_nchw, C * H, dx, part, h0, top, left)
+    parts = _run(work, P, Q)
+    dxt, h0 = parts[0]
+    if len(parts) > 1 or h0 != 0 or dxt.shape[1] != H:                 # sum the parts: dxᵀ
+        dxt = np.zeros((C, H, Wd, N), dtype=dy.dtype)
+        for part, h0 in parts:
+            dxt[:, h0:h0 + part.shape[1]] += part
+    dx = np.empty((N, C, H, Wd), dtype=dy.dtype)
+    _split(_transpose_rows, C * H * Wd, dxt.reshape(C * H * Wd, N), dx.reshape(N, C * H * Wd))
     return dx
 
 
@@ -321,7 +301,8 @@ def lc_backward_weight(x, dy, kernel, stride, pads):
     kh, kw = kernel
     sh, sw = stride
     K = C * kh * kw
-    xt = _x_t(x, pads)
+    xt = _x_t(x)
+    top, left = pads[0], pads[2]
     dyt = _dy_t(dy)
     dW = np.empty((P, Q, O, C, kh, kw), dtype=x.dtype)
     dWr = dW.reshape(P, Q, O, K)
@@ -329,7 +310,7 @@ def lc_backward_weight(x, dy, kernel, stride, pads):
     def work(segs):
         buf = np.empty((Q, C, kh, kw, N), dtype=x.dtype)
         for p, q0, q1 in segs:
-            _gather_row(xt, buf, p, q0, q1, kh, kw, sh, sw)
+            _gather_row(xt, buf, p, q0, q1, top, left, kh, kw, sh, sw)
             np.matmul(dyt[:, p, q0:q1].transpose(1, 0, 2),
                       buf[:q1 - q0].reshape(q1 - q0, K, N).transpose(0, 2, 1),
                       out=dWr[p, q0:q1])                               # (q, O, K)
