@@ -76,12 +76,11 @@ AUGMENT = {"cifar10": random_crop_flip, "imagenet": random_resized_crop_flip}
 def to_float(images: np.ndarray, dataset: str) -> np.ndarray:
     """Scale to [0, 1], then normalise per channel where the dataset has constants."""
     x = images.astype(np.float32)
+    x /= np.float32(255)
     if dataset in MEAN_STD:
         mean, std = (np.asarray(v, np.float32)[:, None, None] for v in MEAN_STD[dataset])
-        x *= 1 / (255 * std)
-        x -= mean / std
-    else:
-        x *= np.float32(1 / 255)
+        x -= mean
+        x /= std
     return x
 
 
