@@ -303,7 +303,9 @@ def lc_backward_weight(x, dy, kernel, stride, pads):
     K = C * kh * kw
     xt = _x_t(x)
     top, left = pads[0], pads[2]
-    dyt = _dy_t(dy)
+    dyl = np.empty((P, Q, N, O), dtype=x.dtype)                      # dy per location: (N, O)
+    _split(_transpose_rows, N * O, np.ascontiguousarray(dy).reshape(N * O, P * Q),
+           dyl.reshape(P * Q, N * O))
     dW = np.empty((P, Q, O, C, kh, kw), dtype=x.dtype)
     dWr = dW.reshape(P, Q, O, K)
 
@@ -311,9 +313,10 @@ def lc_backward_weight(x, dy, kernel, stride, pads):
         buf = np.empty((Q, C, kh, kw, N), dtype=x.dtype)
         for p, q0, q1 in segs:
             _gather_row(xt, buf, p, q0, q1, top, left, kh, kw, sh, sw)
-            np.matmul(dyt[:, p, q0:q1].transpose(1, 0, 2),
-                      buf[:q1 - q0].reshape(q1 - q0, K, N).transpose(0, 2, 1),
-                      out=dWr[p, q0:q1])                               # (q, O, K)
+            # dW[p, q]ᵀ (K, O) = patchᵀ (K, N) @ dy (N, O): with the output written transposed,
+            # OpenBLAS runs 1.5-3× faster here than dy (O, N) @ patchᵀᵀ on these thin shapes
+            np.matmul(buf[:q1 - q0].reshape(q1 - q0, K, N), dyl[p, q0:q1],
+                      out=dWr[p, q0:q1].transpose(0, 2, 1))            # (q, K, O)
 
     _run(work, P, Q)
     return dW
