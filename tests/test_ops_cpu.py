@@ -111,3 +111,17 @@ def test_channel_mismatch_is_named():
     x, W, dy, stride, pads = _setup(CASES[0], np.float32, 0)
     with pytest.raises(ValueError, match="lc_forward: x has 2 channels"):
         lc_cpu.lc_forward(np.concatenate([x, x], axis=1), W, stride, pads)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_without_openblas_extras(direction, monkeypatch):
+    """Without OpenBLAS's omatcopy and per-thread thread count (another BLAS under NumPy): the
+    Numba transposes, on the calling thread."""
+    lc_cpu._pool()
+    monkeypatch.setattr(lc_cpu, "_OMATCOPY", {})
+    monkeypatch.setattr(lc_cpu, "_pool", lambda: (None, 1))
+    x, W, dy, stride, pads = _setup(CASES[5], np.float32, 11)
+    assert_close(_call(lc_cpu, direction, x, W, dy, stride, pads),
+                 _call(lc_ref, direction, x, W, dy, stride, pads), rtol=1e-4,
+                 atol=1e-5 * math.sqrt(_sum_length(direction, x, W)), seed=11,
+                 what=f"fallback {direction}")
