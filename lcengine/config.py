@@ -75,7 +75,7 @@ class TrainConfig:
                      "for the dataset", ARCHS)
     width: float = _opt(1.0, float, "multiply every hidden layer's units/channels", check=_POSITIVE)
     # how long, how, where
-    epochs: int = _opt(5, int, "epochs (alternating TP: one epoch = an inverse pass plus a "
+    epochs: int = _opt(10, int, "epochs (alternating TP: one epoch = an inverse pass plus a "
                        "forward pass over the training set)", check=_AT_LEAST_1)
     batch_size: int = _opt(32, int, "minibatch size (not stated in the paper)", check=_AT_LEAST_1)
     limit_train: int | None = _opt(None, int, "train on only the first N images of each epoch's "
@@ -173,30 +173,29 @@ class Origins:
         return f"{source}: {name}"
 
 
+KIND_WORDS = {int: "an integer", float: "a number", str: "a string", Path: "a path"}
+
+
 def coerce(name: str, value, where: str):
     """`value` (a command-line string or a TOML value) as field `name`'s type, checked."""
     meta = FIELDS[name].metadata
     kind = meta["kind"]
     try:
-        if kind is int:
-            if isinstance(value, bool) or isinstance(value, float):
-                raise ValueError
-            value = int(value)
-        elif kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            value = float(value)
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)):
+            raise ValueError                      # TOML true/2.0 are not counts
+        if kind in (int, float):
+            value = kind(value)
         elif not isinstance(value, str):
             raise ValueError
     except ValueError:
-        raise ConfigError(f"{where}: {value!r} is not {'an integer' if kind is int else 'a number' if kind is float else 'a string'}") from None
+        raise ConfigError(f"{where}: {value!r} is not {KIND_WORDS[kind]}") from None
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value!r} is not a finite number")
     if meta["choices"] and value not in meta["choices"]:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(meta['choices'])}")
     check = meta["check"]
     if check and not check[0](value):
         raise ConfigError(f"{where}: {value!r} {check[1]}")
-    if kind is float and not math.isfinite(value):
-        raise ConfigError(f"{where}: {value!r} is not a finite number")
     return value
 
 
