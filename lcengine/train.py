@@ -259,12 +259,13 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
     config = run.config
     phases = config.phases
     n_batches = run.phase_batches()
+    pass_images = min(run.train_set.count, n_batches * config.batch_size)
     align_x, align_labels = next(take(run.train_eval_loader, 0, 0, 1))
     with InterruptFlag() as interrupt, cpu_threads(config.threads):
         for epoch in range(position.epoch, config.epochs):
-            bar = tqdm(total=n_batches * len(phases), initial=position.phase * n_batches
-                       + position.batch, desc=f"epoch {epoch + 1}/{config.epochs}",
-                       unit="batch", leave=False, disable=None, dynamic_ncols=True)
+            bar = tqdm(total=pass_images * len(phases), desc=f"epoch {epoch + 1}/{config.epochs}",
+                       initial=position.phase * pass_images + position.batch * config.batch_size,
+                       unit="img", unit_scale=True, leave=False, disable=None, dynamic_ncols=True)
             with bar:
                 for p in range(position.phase, len(phases)):
                     stream = epoch * len(phases) + p       # each pass its own shuffle
@@ -274,8 +275,8 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
                         where = f"epoch {epoch + 1}, {phases[p]} pass, batch {b}"
                         result = run.step(x, labels, phases[p], where)
                         _count(tally, result, x.shape[0], phases[p])
-                        bar.update()
-                        bar.set_postfix(loss=f"{result.loss:.3f}", img_s=f"{_rate(tally, started):.0f}")
+                        bar.update(x.shape[0])
+                        bar.set_postfix(loss=f"{result.loss:.3f}", refresh=False)
                         if interrupt.requested:
                             tally["seconds"] += time.perf_counter() - started
                             stopped = Position(epoch, p, b + 1)
@@ -307,11 +308,6 @@ def _count(tally: dict, result, n_images: int, phase: str) -> None:
     for k, v in result.info.items():
         total, count = tally["info"].get(k, (0.0, 0))
         tally["info"][k] = (total + v, count + 1)
-
-
-def _rate(tally: dict, started: float) -> float:
-    seconds = tally["seconds"] + time.perf_counter() - started
-    return tally["images"] / seconds if seconds > 0 else 0.0
 
 
 def epoch_record(run: Run, epoch: int, tally: dict, history: list, x, labels) -> dict:
