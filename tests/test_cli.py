@@ -3,6 +3,7 @@ a two-epoch run on mnist-mini with eval and report; a run SIGKILLed mid-epoch an
 with the same weights as an uninterrupted one."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -256,3 +257,39 @@ def test_table5_lookups(tmp_path, setting, want):
         given["data"] = str(tmp_path)
     config, _ = resolve([("test", given)])
     assert {k: getattr(config, k) for k in want} == want
+
+
+def test_nan_loss_stops_with_one_line_naming_the_kept_checkpoint(tmp_path, monkeypatch):
+    from lcengine.rules.base import Step
+    from lcengine.rules.bp import BP
+    real = BP.gradients
+
+    def gradients(self, x, labels, phase="both"):
+        step = real(self, x, labels, phase)
+        return Step(float("nan"), step.forward, step.inverse)
+
+    monkeypatch.setattr(BP, "gradients", gradients)
+    result = invoke("train", "--out", tmp_path / "run", *TINY)
+    assert result.output.splitlines()[-1] == (
+        f"Error: stopped: epoch 1, forward pass, batch 0: loss is nan; the last good checkpoint "
+        f"{tmp_path / 'run' / 'checkpoints' / 'e00000-p0-b0000000'} is kept")
+    assert result.exit_code == 1
+
+
+def test_ctrl_c_exits_130_with_how_to_resume(tmp_path, monkeypatch):
+    from lcengine import train as training
+    real_step = training.Run.step
+
+    def step(self, *args):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self, *args)
+
+    monkeypatch.setattr(training.Run, "step", step)
+    result = invoke("train", "--out", tmp_path / "run", *TINY)
+    assert result.exit_code == 130
+    assert result.output.splitlines()[-1].startswith("Error: interrupted at epoch 1, forward pass, "
+                                                     "batch 0; checkpoint ")
+    assert result.output.rstrip().endswith(f"lcengine train --resume {tmp_path / 'run'}")
+    monkeypatch.undo()
+    result = invoke("train", "--resume", tmp_path / "run", "--epochs", "1")
+    assert result.exit_code == 0 and "batch 1" in result.output, result.output
