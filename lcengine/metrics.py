@@ -32,9 +32,10 @@ def angle(u, v) -> float:
 
 def alignment_angles(rule_step_forward: dict, bp_forward: dict, keys=None) -> dict:
     """{key: degrees} between each W-update of a rule and BP's gradient on the same minibatch.
-    `keys` defaults to every weight ("*.W") both dicts hold."""
+    `keys` defaults to every weight ("l.W") both dicts hold, in layer order."""
     if keys is None:
-        keys = [k for k in bp_forward if k.endswith(".W") and k in rule_step_forward]
+        keys = sorted((k for k in bp_forward if k.endswith(".W") and k in rule_step_forward),
+                      key=lambda k: int(k.split(".")[0]))
     return {k: angle(rule_step_forward[k], bp_forward[k]) for k in keys}
 
 

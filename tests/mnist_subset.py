@@ -1,5 +1,5 @@
-"""Test helpers: a fixed subset of the real MNIST (read from the official gzipped IDX files) and
-the paper's mnist-fc net (784-256×5-10, tanh hidden, identity top) built from Dense layers."""
+"""Test helpers: a fixed subset of the real MNIST (read from the official gzipped IDX files), the
+paper's mnist-fc net, and a minimal training loop for the rule tests."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import struct
 
 import numpy as np
 
-from lcengine.layers import Dense, activation
-from lcengine.network import Network
+from lcengine.nets import build_network
+from lcengine.optim import Adam
 
 
 def read_idx(path, count):
@@ -34,12 +34,34 @@ def mnist_subset(mnist_dir, count=1000):
     return x[:, None, :, :], labels
 
 
-def mnist_fc(backend, rng, dtype="float32", hidden=(256,) * 5, in_shape=(1, 28, 28), n_classes=10):
-    """The paper's MNIST FC net: in_shape → hidden… (tanh) → n_classes (identity; logits)."""
-    sizes = list(hidden) + [n_classes]
-    layers, acts, shape = [], [], in_shape
-    for i, n in enumerate(sizes):
-        layers.append(Dense(shape, n, backend, rng, dtype=dtype))
-        acts.append(activation("tanh" if i < len(sizes) - 1 else "identity"))
-        shape = (n,)
-    return Network("mnist-fc", layers, acts, backend)
+def mnist_fc(backend, rng, dtype="float32", **kw):
+    """The paper's MNIST FC net (784-256×5-10, tanh hidden, identity top) from `nets`; `kw`:
+    width, input_shape, n_classes (for small gradient-check nets)."""
+    return build_network("mnist-fc", backend, rng, dtype=dtype, **kw)
+
+
+def train(rule, x, labels, steps, *, lr, inv_lr=None, schedule="parallel", batch=100,
+          epoch_batches=None):
+    """`steps` Adam steps of `rule` over (x, labels) in fixed order, minibatches of `batch`.
+    parallel: phase "both" every step; alternating: whole epochs (`epoch_batches` minibatches,
+    default one pass) of "inverse", then of "forward", inverse first. Returns the step losses."""
+    backend = rule.net.backend
+    forward = Adam(rule.forward_params(), lr, backend=backend)
+    inverse = Adam(rule.inverse_params(), inv_lr if inv_lr is not None else lr, backend=backend)
+    per_epoch = epoch_batches or x.shape[0] // batch
+    losses = []
+    for s in range(steps):
+        b = s % per_epoch
+        if schedule == "parallel":
+            phase = "both"
+        else:
+            phase = "inverse" if (s // per_epoch) % 2 == 0 else "forward"
+        step = rule.gradients(x[b * batch:(b + 1) * batch], labels[b * batch:(b + 1) * batch], phase)
+        inverse.step(step.inverse)
+        forward.step(step.forward)
+        losses.append(step.loss)
+    return losses
+
+
+def mean_loss(net, x, labels):
+    return float(net.loss(net.predict(x), labels)[0])
