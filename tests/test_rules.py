@@ -12,6 +12,7 @@ from lcengine.backend import get_backend
 from lcengine.layers import activation
 from lcengine.layers.losses import one_hot, softmax
 from lcengine.metrics import top_k_error
+from lcengine.nets import build_network
 from lcengine.network import Network
 from lcengine.rules import PHASES, RULES, make_rule
 
@@ -194,6 +195,43 @@ def test_inverse_gradients_match_finite_differences(name):
     loss = lambda values: at_params(params, values, total)
     check_directional(loss, {k: v.copy() for k, v in params.items()}, step.inverse, seed=11,
                       rtol=1e-6, atol=1e-10)
+
+
+# --- any layer of the interface: locally-connected and convolutional nets ----------------------
+
+def tiny_windowed_net(arch, seed):
+    return build_network(arch, BACKEND, BACKEND.rng(seed), dtype="float64", width=0.1,
+                         input_shape=(1, 9, 7), n_classes=5)     # 9×7 → LC 3×(5×4) → 6×(3×2) → 102 → 5
+
+
+@pytest.mark.parametrize("arch", ["mnist-lc", "mnist-conv"])
+@pytest.mark.parametrize("name", list(RULES))
+def test_every_rule_runs_on_windowed_nets(arch, name):
+    net = tiny_windowed_net(arch, seed=1)
+    rule = make_rule(name, net, {"aux": 6} if name == "ao-sdtp" else {}, BACKEND.rng(2))
+    x = np.random.default_rng(3).uniform(0, 1, (2, 1, 9, 7))
+    step = rule.gradients(x, np.array([0, 4]), "both")
+    for grads, params in ((step.forward, rule.forward_params()), (step.inverse, rule.inverse_params())):
+        assert set(grads) == set(params)
+        for k, g in grads.items():
+            assert g.shape == params[k].shape and g.dtype == params[k].dtype, k
+            assert np.all(np.isfinite(g)), k
+
+
+@pytest.mark.parametrize("name", ["bp", "dtp"])
+def test_gradients_on_a_locally_connected_net_match_finite_differences(name):
+    """BP's forward gradient, and DTP's inverse gradient (transposed-LC inverses, σ = 0)."""
+    net = tiny_windowed_net("mnist-lc", seed=4)
+    x, labels = np.random.default_rng(5).uniform(0, 1, (2, 1, 9, 7)), np.array([1, 3])
+    rule = make_rule(name, net, {"sigma": 0.0} if name == "dtp" else {}, BACKEND.rng(6))
+    if name == "bp":
+        params, grads = net.parameters(), rule.gradients(x, labels, "forward").forward
+        f = lambda: net.loss(net.predict(x), labels)[0]
+    else:
+        params, grads = rule.inverse_params(), rule.gradients(x, labels, "inverse").inverse
+        f = lambda: sum(rule.gradients(x, labels, "inverse").info.values())
+    check_directional(lambda values: at_params(params, values, f),
+                      {k: v.copy() for k, v in params.items()}, grads, seed=7, rtol=1e-6, atol=1e-10)
 
 
 # --- interface ------------------------------------------------------------------------------
