@@ -21,6 +21,8 @@ from .bench import bench
 from .backend import BackendError, get_backend
 from .config import ConfigError, TrainConfig, coerce, presets, read_preset, read_toml, resolve
 from .data import DataError
+from .nets import ARCHS, describe_arch
+from .rules import RULES
 
 #: errors whose message is the whole story for the user
 USER_ERRORS = (ConfigError, DataError, BackendError, checkpoint.CheckpointError)
@@ -71,7 +73,8 @@ def train(preset, config_file, resume, **options):
     except training.Interrupted as err:
         raise _exit(str(err), 130) from None
     except training.Diverged as err:
-        raise _exit(f"stopped: {err}; the last good checkpoint {_latest(run_dir)} is kept") from None
+        kept = checkpoint.latest(run_dir)[0]
+        raise _exit(f"stopped: {err}; the last good checkpoint {kept} is kept") from None
     except USER_ERRORS as err:
         raise _exit(str(err)) from None
     last, best = history[-1], min(history, key=lambda r: r["test_error"])
@@ -114,10 +117,6 @@ def _resume(run_dir: Path, preset, config_file, given) -> list[dict]:
     return training.resume(run_dir, epochs, echo=click.echo)
 
 
-def _latest(run_dir) -> str:
-    return str(checkpoint.latest(run_dir)[0])
-
-
 def _exit(message: str, code: int = 1) -> click.ClickException:
     err = click.ClickException(message)
     err.exit_code = code
@@ -157,8 +156,8 @@ def evaluate(run_dir, split, data, limit, device):
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--markdown", metavar="FILE", help="also write the table to FILE")
 def report(run_dirs, markdown):
-    """Best and final errors of runs beside the paper's, and learning curves (RUN_DIR/curves.png)."""
-    from .report import ReportError, curves, read_run, table
+    """Best and final errors of runs beside the paper's; learning curves in RUN_DIR/curves.png."""
+    from .report import ReportError, curves, read_run, table   # matplotlib: only when asked
 
     try:
         runs = [read_run(Path(d)) for d in run_dirs]
@@ -176,15 +175,12 @@ def report(run_dirs, markdown):
 @main.command()
 def info():
     """Backend, op faces, architectures with weight counts, rules and presets."""
-    from .nets import ARCHS, describe_arch
-    from .rules import RULES
-
     backend = get_backend("cpu")
     click.echo(f"lcengine {__version__}; backend {backend.name}: "
                + ", ".join(f"{family}={face}" for family, face in backend.faces.items()))
     try:
         gpu = get_backend("gpu")
-        click.echo(f"gpu backend: " + ", ".join(f"{f}={face}" for f, face in gpu.faces.items()))
+        click.echo("gpu backend: " + ", ".join(f"{f}={face}" for f, face in gpu.faces.items()))
     except BackendError as err:
         click.echo(f"gpu backend: unavailable ({err})")
     click.echo("architectures (weights, biases not counted):")
@@ -194,7 +190,6 @@ def info():
         click.echo(f"  {arch:14s} {sum(r.n_weights for r in rows) / 1e6:8.2f}M  {layers}")
     click.echo(f"rules: {', '.join(RULES)}")
     click.echo(f"presets: {', '.join(sorted(presets()))}")
-
 
 
 

@@ -29,7 +29,8 @@ ARCHS = ("fc", "lc", "conv")
 DEVICES = ("cpu", "gpu")
 KERNELS = ("fast", "ref")
 #: the paper's network family of each dataset (nets.py names nets "<family>-<arch>")
-NET_OF_DATASET = {"mnist-mini": "mnist", "mnist": "mnist", "cifar10": "cifar", "imagenet": "imagenet"}
+NET_OF_DATASET = {"mnist-mini": "mnist", "mnist": "mnist", "cifar10": "cifar",
+                  "imagenet": "imagenet"}
 #: config field -> the rules' hyper-parameter name (rules.make_rule takes these; the optimisers
 #: take the others)
 RULE_FIELDS = {"alpha": "alpha", "sigma": "sigma", "aux_units": "aux",
@@ -83,7 +84,8 @@ class TrainConfig:
     limit_test: int | None = _opt(None, int, "evaluate on only the first N test images",
                                   check=_AT_LEAST_1)
     train_eval_images: int = _opt(10000, int, "train error is measured after each epoch on the "
-                                  "first N training images, unaugmented; 0 = all", check=_NON_NEGATIVE)
+                                  "first N training images, unaugmented; 0 = all",
+                                  check=_NON_NEGATIVE)
     seed: int = _opt(0, int, "seed of initialisation, shuffling, augmentation and noise",
                      check=_NON_NEGATIVE)
     device: str = _opt("cpu", str, "where to compute", DEVICES)
@@ -220,7 +222,8 @@ def read_toml(path: Path, label: str | None = None) -> dict:
 
 def presets() -> dict[str, Path]:
     directory = files("lcengine") / "presets"
-    return {Path(p.name).stem: Path(str(p)) for p in directory.iterdir() if p.name.endswith(".toml")}
+    return {Path(p.name).stem: Path(str(p)) for p in directory.iterdir()
+            if p.name.endswith(".toml")}
 
 
 def read_preset(name: str) -> dict:

@@ -36,7 +36,8 @@ class RunRecord:
 def read_run(run_dir: Path) -> RunRecord:
     config_path = run_dir / CONFIG
     if not config_path.is_file():
-        raise ReportError(f"{config_path}: missing; is {run_dir} a run directory of lcengine train?")
+        raise ReportError(f"{config_path}: missing; is {run_dir} a run directory of "
+                          "lcengine train?")
     config = TrainConfig(**read_toml(config_path))
     return RunRecord(run_dir, config, read_metrics(run_dir / METRICS))
 

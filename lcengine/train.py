@@ -3,10 +3,11 @@
     Run(config)   backend → data → network → rule → optimisers, built the same way every time
     per epoch     each phase of the schedule — BP/FA/DFA: "forward"; parallel TP: "both";
                   alternating TP: a whole "inverse" pass over the training set, then a whole
-                  "forward" pass (paper §6.1 leaves the counting open; ours: one epoch = one
-                  inverse pass + one forward pass) — over minibatches: rule.gradients → optimiser
-                  steps → loss checked; then train and test error, the angles to BP's gradient
-                  on one fixed minibatch; then the record → checkpoint → metrics.jsonl → one line.
+                  "forward" pass (the paper leaves the count open, docs paper.md §6.1; ours:
+                  one epoch = one inverse pass + one forward pass) — over minibatches:
+                  rule.gradients → optimiser steps → loss checked; then train and test error,
+                  the angles to BP's gradient on one fixed minibatch; then the record →
+                  checkpoint → metrics.jsonl → one printed line.
 
 Resuming is bit for bit: the loader's order and augmentation are pure functions of (seed, epoch,
 batch), and the checkpoint holds every parameter, optimiser moment, fixed random array, RNG
@@ -129,7 +130,8 @@ class Run:
 
     def step(self, x, labels, phase: str, where: str):
         result = self.rule.gradients(x, labels, phase)
-        bad = {k: v for k, v in {"loss": result.loss, **result.info}.items() if not math.isfinite(v)}
+        values = {"loss": result.loss, **result.info}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if bad:
             raise Diverged(f"{where}: " + ", ".join(f"{k} is {v}" for k, v in bad.items()))
         if result.loss > self.config.explode_factor * self.chance_loss:

@@ -43,7 +43,8 @@ def assert_same(got, want):
         assert got.dtype == want.dtype and got.shape == want.shape
         np.testing.assert_array_equal(got, want)
     else:
-        assert got == want and type(got) is type(want.item() if isinstance(want, np.generic) else want)
+        plain = want.item() if isinstance(want, np.generic) else want
+        assert got == want and type(got) is type(plain)
 
 
 def test_round_trip_is_exact(tmp_path):

@@ -65,7 +65,8 @@ BAD = {
     "inv_beta1": (["--algo", "dtp", "--inv-beta1", "-0.1"], "--inv-beta1: -0.1 must be in [0, 1)"),
     "inv_beta2": (["--algo", "fa", "--inv-beta2", "0.9"], "--inv-beta2: fa takes no inv_beta2"),
     "inv_eps": (["--algo", "sdtp", "--inv-eps", "x"], "--inv-eps: 'x' is not a number"),
-    "alpha": (["--algo", "sdtp", "--alpha", "0.1"], "--alpha: sdtp takes no alpha (only tp, dtp do)"),
+    "alpha": (["--algo", "sdtp", "--alpha", "0.1"],
+              "--alpha: sdtp takes no alpha (only tp, dtp do)"),
     "sigma": (["--sigma", "0.1"], "--sigma: bp takes no sigma"),
     "aux_units": (["--algo", "dtp", "--aux-units", "64"], "--aux-units: dtp takes no aux_units"),
     "feedback_scale": (["--algo", "dtp", "--feedback-scale", "0.1"],
@@ -134,7 +135,8 @@ def test_two_epoch_run_then_eval_and_report(tmp_path):
     result = invoke("train", "--epochs", "2", "--out", run, *TINY)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "# lr, beta1, beta2, eps from Table 5, MNIST FC, bp; mnist-mini uses MNIST's values" in out
+    assert ("# lr, beta1, beta2, eps from Table 5, MNIST FC, bp; mnist-mini uses MNIST's values"
+            in out)
     assert 'algo = "bp"' in out and "lr = 0.000152" in out
     assert "epoch 2/2" in out and "done: final test error" in out
     saved = TrainConfig(**read_toml(run / "config.toml"))
