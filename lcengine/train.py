@@ -166,7 +166,7 @@ class Run:
         saved = self.rng.state
         angles = alignment(self.rule, self.bp, x, labels)
         self.rng.state = saved
-        return {k: round(angles[k], 3) for k in sorted(angles, key=lambda k: int(k.split(".")[0]))}
+        return {k: round(v, 3) for k, v in angles.items()}
 
 
 def take(loader: Loader, epoch: int, start: int, stop: int):
