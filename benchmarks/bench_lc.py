@@ -39,7 +39,8 @@ NETS = ("mnist-lc", "cifar-lc", "imagenet-lc")
 DEFAULT_BATCH = {"mnist-lc": 128, "cifar-lc": 128, "imagenet-lc": 32}
 DEFAULT_LAYERS = {"imagenet-lc": (1, 3)}            # 1-based; others: every LC layer
 DIRECTIONS = ("forward", "backward_input", "backward_weight")
-TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-13)}   # rtol, atol per √(sum length)
+#: (rtol, atol per √(length of the sum)), as in tests/test_ops_cpu.py
+TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
 
 
 def lc_layers(net, batch, layers=None):
@@ -148,7 +149,8 @@ def torch_unfold(direction, L, x, W, dy):
     g = torch.from_numpy(dy).view(N, O, P * Q)
     if direction == "backward_input":
         dcols = torch.einsum("nol,lok->nkl", g, w)
-        dx = F.fold(dcols, (L["H"] + top + bottom, L["W"] + left + right), (kh, kw), stride=(sh, sw))
+        padded_hw = (L["H"] + top + bottom, L["W"] + left + right)
+        dx = F.fold(dcols, padded_hw, (kh, kw), stride=(sh, sw))
         return dx[:, :, top:top + L["H"], left:left + L["W"]]
     cols = F.unfold(F.pad(torch.from_numpy(x), (left, right, top, bottom)), (kh, kw),
                     stride=(sh, sw))                                   # (N, K, P·Q)

@@ -1,4 +1,4 @@
-"""Helpers every lcengine benchmark shares: the machine's peak, timing, and one JSON line per result.
+"""Helpers every lcengine benchmark shares: the machine's peak, timing, one JSON line per result.
 
 Method (the same for every benchmark, stated in docs/performance.md):
   * peak = the best of several large float32 matmuls (NumPy's BLAS, all cores) in the same run;
@@ -76,7 +76,8 @@ def machine():
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

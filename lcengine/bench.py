@@ -17,9 +17,8 @@ _REPO = Path(__file__).resolve().parents[1]
 def _benchmark(name):
     """The module `benchmarks.<name>` of this checkout."""
     if not (_REPO / "benchmarks" / f"{name}.py").is_file():
-        raise click.ClickException(f"benchmarks/{name}.py not found next to {Path(__file__).parent}:"
-                                   " the benchmarks run from a clone of the repository "
-                                   "(pip install -e .)")
+        raise click.ClickException(f"benchmarks/{name}.py not found in {_REPO}: the benchmarks "
+                                   "run from a clone of the repository (pip install -e .)")
     if str(_REPO) not in sys.path:
         sys.path.insert(0, str(_REPO))
     return importlib.import_module(f"benchmarks.{name}")
@@ -31,7 +30,8 @@ def bench():
 
 
 @bench.command("ops")
-@click.option("--net", "nets", multiple=True, type=click.Choice(["mnist-lc", "cifar-lc", "imagenet-lc"]),
+@click.option("--net", "nets", multiple=True,
+              type=click.Choice(["mnist-lc", "cifar-lc", "imagenet-lc"]),
               help="Repeatable; default: all three.")
 @click.option("--batch", type=int, default=None,
               help="Batch size; default 128 (MNIST-LC, CIFAR-LC) and 32 (ImageNet-LC).")

@@ -62,8 +62,8 @@ def _transpose2d(a, out, r0, r1):
 
 @numba.njit(nogil=True, cache=True)
 def _gather_row(xt, buf, p, q0, q1, top, left, kh, kw, sh, sw):
-    """buf[q - q0, c, i, j, :] = xᵀ[c, p·sh + i - top, q·sw + j - left, :], zero outside the input:
-    per location C·kh runs of up to kw·N contiguous numbers."""
+    """buf[q - q0, c, i, j, :] = xᵀ[c, p·sh + i - top, q·sw + j - left, :] (zero outside the
+    input): per location K contiguous runs of N numbers."""
     C, H, W, N = xt.shape
     for q in range(q0, q1):
         for c in range(C):
