@@ -10,7 +10,9 @@ TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_batch, n_classes, n_units", [(1, 10, 1), (3, 7, 1001), (5, 1000, 257)])
-def test_cpu_face_matches_reference(dtype, n_batch, n_classes, n_units):
+@pytest.mark.parametrize("cache_entries", [0, feedback_cpu.CACHE_ENTRIES], ids=["hashed", "stored"])
+def test_cpu_face_matches_reference(dtype, n_batch, n_classes, n_units, cache_entries, monkeypatch):
+    monkeypatch.setattr(feedback_cpu, "CACHE_ENTRIES", cache_entries)
     e = np.random.default_rng(n_units).standard_normal((n_batch, n_classes)).astype(dtype)
     ref = feedback_ref.random_feedback(e, 2018, n_units, 0.05, block=100)
     got = feedback_cpu.random_feedback(e, 2018, n_units, 0.05)

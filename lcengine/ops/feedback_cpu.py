@@ -1,12 +1,21 @@
-"""DFA's seeded random feedback e Bᵀ, fast CPU face: B is hashed on the fly, row by row, inside a
-parallel Numba loop, so it is never stored (see `feedback_ref` for the definition)."""
+"""DFA's seeded random feedback e Bᵀ, fast CPU face (see `feedback_ref` for the definition).
+
+A large B (the ImageNet net's layers) is hashed on the fly, row by row, inside a parallel Numba
+loop, so it is never stored. A small one (MNIST, CIFAR: at most `CACHE_ENTRIES` numbers) is built
+once per (seed, shape, scale, dtype) — B is a pure function of those — and multiplied with BLAS,
+which is ~10× faster than re-hashing it every minibatch.
+"""
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numba
 import numpy as np
 
-from .feedback_ref import GOLDEN, MIX1, MIX2
+from .feedback_ref import GOLDEN, MIX1, MIX2, feedback_matrix
+
+CACHE_ENTRIES = 1 << 22                     # 16 MiB of float32 per cached matrix
 
 _GOLDEN, _MIX1, _MIX2 = np.uint64(GOLDEN), np.uint64(MIX1), np.uint64(MIX2)
 
@@ -35,7 +44,16 @@ def _random_feedback(e, seed, n_units, scale, out):
             out[n, m] = acc[n]
 
 
+@lru_cache(maxsize=32)
+def _stored_matrix(seed, n_units, n_classes, scale, dtype):
+    B_t = np.ascontiguousarray(feedback_matrix(seed, np.arange(n_units), n_classes, scale, dtype).T)
+    B_t.flags.writeable = False
+    return B_t                                                              # (K, M)
+
+
 def random_feedback(e, seed, n_units, scale):
+    if n_units * e.shape[1] <= CACHE_ENTRIES:
+        return e @ _stored_matrix(int(seed), int(n_units), e.shape[1], float(scale), np.dtype(e.dtype))
     e = np.ascontiguousarray(e)
     out = np.empty((e.shape[0], n_units), dtype=e.dtype)
     _random_feedback(e, np.uint64(seed), int(n_units), float(scale), out)
