@@ -13,15 +13,14 @@ of `TransposedLC`: its own learned V in K's layout. All arithmetic goes through
 
 from __future__ import annotations
 
-from .base import Layer
-from .windowed import WindowGeometry
+from .windowed import WindowGeometry, WindowedLayer
 
 
 def _per_channel(bias):
     return bias[:, None, None]                          # (channels, 1, 1): broadcast over space
 
 
-class Conv2D(Layer):
+class Conv2D(WindowedLayer):
     """a = K ⋆ x + b, with Glorot-uniform K (fan_in = C·kh·kw, fan_out = O·kh·kw) and b = 0 (O,)."""
 
     def __init__(self, in_shape, out_channels, kernel_size, stride, padding="same", *,
@@ -37,14 +36,6 @@ class Conv2D(Layer):
     @property
     def W(self):
         return self.params["W"]
-
-    @property
-    def fan_in(self):
-        return self.in_shape[0] * self.geometry.window_size
-
-    @property
-    def fan_out(self):
-        return self.out_shape[0] * self.geometry.window_size
 
     def forward(self, x):
         g = self.geometry
@@ -66,7 +57,7 @@ class Conv2D(Layer):
                                 dtype=self.params["W"].dtype)
 
 
-class TransposedConv2D(Layer):
+class TransposedConv2D(WindowedLayer):
     """The inverse's affine part, (O, P, Q) -> (C, H, W): a = `conv_backward_input(y, V)` + c.
 
     `params["W"]` holds V (O, C, kh, kw), Glorot-uniform with fan_in = O·kh·kw and
@@ -86,14 +77,6 @@ class TransposedConv2D(Layer):
     @property
     def V(self):
         return self.params["W"]
-
-    @property
-    def fan_in(self):
-        return self.in_shape[0] * self.geometry.window_size
-
-    @property
-    def fan_out(self):
-        return self.out_shape[0] * self.geometry.window_size
 
     def forward(self, y):
         g = self.geometry

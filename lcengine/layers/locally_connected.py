@@ -16,11 +16,10 @@ All arithmetic goes through `backend.ops.lc_*`, so the backend's face (ref, cpu,
 
 from __future__ import annotations
 
-from .base import Layer
-from .windowed import WindowGeometry
+from .windowed import WindowGeometry, WindowedLayer
 
 
-class LocallyConnected2D(Layer):
+class LocallyConnected2D(WindowedLayer):
     """a = W ⊛_untied x + b, with Glorot-uniform W: fan_in = C·kh·kw, fan_out = O·kh·kw
     (the Keras convention for windowed layers), and b = 0 of shape (O, P, Q)."""
 
@@ -38,14 +37,6 @@ class LocallyConnected2D(Layer):
     @property
     def W(self):
         return self.params["W"]
-
-    @property
-    def fan_in(self):
-        return self.in_shape[0] * self.geometry.window_size
-
-    @property
-    def fan_out(self):
-        return self.out_shape[0] * self.geometry.window_size
 
     def forward(self, x):
         g = self.geometry
@@ -67,7 +58,7 @@ class LocallyConnected2D(Layer):
                             dtype=self.params["W"].dtype)
 
 
-class TransposedLC(Layer):
+class TransposedLC(WindowedLayer):
     """The inverse's affine part, (O, P, Q) -> (C, H, W):  a = V y + c  where V y is
     `lc_backward_input(y, V)` (the map whose matrix is the transpose of an LC map with weights V).
 
@@ -91,14 +82,6 @@ class TransposedLC(Layer):
     @property
     def V(self):
         return self.params["W"]
-
-    @property
-    def fan_in(self):
-        return self.in_shape[0] * self.geometry.window_size
-
-    @property
-    def fan_out(self):
-        return self.out_shape[0] * self.geometry.window_size
 
     def forward(self, y):
         g = self.geometry

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ops.geometry import window_geometry
+from .base import Layer
 
 
 def pair(v) -> tuple[int, int]:
@@ -46,3 +47,18 @@ class WindowGeometry:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         stride = str(sh) if sh == sw else f"{sh}x{sw}"
         return f"{kh}x{kw}, {self.out_shape[0]}, {stride}"
+
+
+class WindowedLayer(Layer):
+    """A layer with a `geometry`: its fans count the window (the Keras convention), so a forward
+    layer has fan_in = C·kh·kw and fan_out = O·kh·kw, and a transposed one the same swapped."""
+
+    geometry: WindowGeometry
+
+    @property
+    def fan_in(self):
+        return self.in_shape[0] * self.geometry.window_size
+
+    @property
+    def fan_out(self):
+        return self.out_shape[0] * self.geometry.window_size
