@@ -125,7 +125,8 @@ def _exit(message: str, code: int = 1) -> click.ClickException:
 
 @main.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--split", default="test", show_default=True, help="dataset split to evaluate")
+@click.option("--split", help="train, or the dataset's evaluation split (test; ImageNet: val) "
+              "[default: the evaluation split]")
 @click.option("--data", metavar="DIR", help="prepared shards, if they moved since training")
 @click.option("--limit", type=click.IntRange(min=1), help="only the first N images")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), help="[default: the run's]")
@@ -140,9 +141,10 @@ def evaluate(run_dir, split, data, limit, device):
             config.device = device
         run = training.Run(config)
         run.load_state(state["run"])
-        loader = {"test": run.test_loader, "train": run.train_eval_loader}.get(split)
+        split = split or config.eval_split
+        loader = {config.eval_split: run.test_loader, "train": run.train_eval_loader}.get(split)
         if loader is None:
-            raise ConfigError(f"--split {split!r}: choose train or test")
+            raise ConfigError(f"--split {split!r}: choose train or {config.eval_split}")
         with training.cpu_threads(config.threads):
             result = run.evaluate(loader, limit)
     except USER_ERRORS as err:

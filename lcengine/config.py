@@ -31,6 +31,9 @@ KERNELS = ("fast", "ref")
 #: the paper's network family of each dataset (nets.py names nets "<family>-<arch>")
 NET_OF_DATASET = {"mnist-mini": "mnist", "mnist": "mnist", "cifar10": "cifar",
                   "imagenet": "imagenet"}
+#: the split each dataset is evaluated on: ILSVRC-2012's test labels were never published, so
+#: ImageNet is evaluated on val (as in the paper's Table 2); lcengine prep writes these names
+EVAL_SPLIT = {"mnist-mini": "test", "mnist": "test", "cifar10": "test", "imagenet": "val"}
 #: config field -> the rules' hyper-parameter name (rules.make_rule takes these; the optimisers
 #: take the others)
 RULE_FIELDS = {"alpha": "alpha", "sigma": "sigma", "aux_units": "aux",
@@ -123,6 +126,11 @@ class TrainConfig:
     def net(self) -> str:
         """The nets.py architecture name, e.g. "mnist-fc"."""
         return f"{NET_OF_DATASET[self.dataset]}-{self.arch}"
+
+    @property
+    def eval_split(self) -> str:
+        """The split whose error is the "test" error of the records: test, or ImageNet's val."""
+        return EVAL_SPLIT[self.dataset]
 
     @property
     def phases(self) -> tuple[str, ...]:

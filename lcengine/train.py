@@ -76,7 +76,7 @@ class Run:
         self.backend = get_backend(config.device, config.kernels)
         source = config.data or config.dataset
         self.train_set = open_shards(source, "train")
-        self.test_set = open_shards(source, "test")
+        self.test_set = open_shards(source, config.eval_split)
         expected = "mnist" if config.dataset == "mnist-mini" else config.dataset
         if self.train_set.dataset != expected:
             raise DataError(f"{source}: holds {self.train_set.dataset!r} shards, but --dataset is "
