@@ -5,7 +5,8 @@
                   alternating TP: a whole "inverse" pass over the training set, then a whole
                   "forward" pass (the paper leaves the count open, docs paper.md §6.1; ours:
                   one epoch = one inverse pass + one forward pass) — over minibatches:
-                  rule.gradients → optimiser steps → loss checked; then train and test error,
+                  rule.gradients → optimiser steps (`train_step`) → the losses read back and
+                  checked every SYNC_EVERY steps (`Pending`); then train and test error,
                   the angles to BP's gradient on one fixed minibatch; then the record →
                   checkpoint → metrics.jsonl → one printed line.
 
@@ -42,6 +43,8 @@ from .rules import make_rule
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.toml"
+#: steps between reads of the losses from the device (one wait for the GPU per this many steps)
+SYNC_EVERY = 50
 
 
 class Diverged(RuntimeError):
@@ -128,20 +131,17 @@ class Run:
         full = len(self.train_loader)
         return full if limit is None else min(full, math.ceil(limit / self.config.batch_size))
 
-    def step(self, x, labels, phase: str, where: str):
-        result = self.rule.gradients(x, labels, phase)
-        values = {"loss": result.loss, **result.info}
+    def step(self, x, labels, phase: str):
+        return train_step(self.rule, self.optimisers, x, labels, phase)
+
+    def check(self, values: dict, where: str) -> None:
+        """Raise Diverged if a step's loss (or a local loss) is NaN or the loss exploded."""
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if bad:
             raise Diverged(f"{where}: " + ", ".join(f"{k} is {v}" for k, v in bad.items()))
-        if result.loss > self.config.explode_factor * self.chance_loss:
-            raise Diverged(f"{where}: loss {result.loss:.4g} exploded (over "
+        if values["loss"] > self.config.explode_factor * self.chance_loss:
+            raise Diverged(f"{where}: loss {values['loss']:.4g} exploded (over "
                            f"{self.config.explode_factor:g} × chance level {self.chance_loss:.3g})")
-        if result.inverse:
-            self.optimisers["inverse"].step(result.inverse)
-        if result.forward:
-            self.optimisers["forward"].step(result.forward)
-        return result
 
     def evaluate(self, loader: Loader, limit: int | None) -> dict:
         """Top-1 (and top-5) error in % and mean loss over the first `limit` images (None: all)."""
@@ -167,6 +167,45 @@ class Run:
         angles = alignment(self.rule, self.bp, x, labels)
         self.rng.state = saved
         return {k: round(v, 3) for k, v in angles.items()}
+
+
+def train_step(rule, optimisers: dict, x, labels, phase: str):
+    """One minibatch: the rule's gradients, then the inverse and forward optimiser steps. Nothing
+    is read back from the device (see Pending); `lcengine bench train` times this function."""
+    result = rule.gradients(x, labels, phase)
+    if result.inverse:
+        optimisers["inverse"].step(result.inverse)
+    if result.forward:
+        optimisers["forward"].step(result.forward)
+    return result
+
+
+class Pending:
+    """Steps whose scalars (loss, local losses) may still be on the device. Reading one makes the
+    host wait for the GPU, so they are read SYNC_EVERY steps at a time, at the end of each pass
+    and before a checkpoint: one copy, then each step in order is checked (a NaN names its own
+    batch) and counted, exactly as if it had been read at once."""
+
+    def __init__(self, run: "Run", tally: dict):
+        self.run, self.tally, self.steps = run, tally, []
+
+    def add(self, result, n_images: int, phase: str, where: str) -> bool:
+        """Queue a step; True when it is time to `flush`."""
+        self.steps.append((where, phase, n_images, ["loss", *result.info],
+                           [result.loss, *result.info.values()]))
+        return len(self.steps) >= SYNC_EVERY
+
+    def flush(self) -> float | None:
+        """Read, check and count the queued steps; the last step's loss (None if none)."""
+        flat = self.run.backend.to_floats([v for *_, values in self.steps for v in values])
+        loss = None
+        for where, phase, n_images, names, values in self.steps:
+            values, flat = dict(zip(names, flat)), flat[len(names):]
+            self.run.check(values, where)
+            loss = values.pop("loss")
+            _count(self.tally, loss, values, n_images, phase)
+        self.steps = []
+        return loss
 
 
 def take(loader: Loader, epoch: int, start: int, stop: int):
@@ -272,19 +311,22 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
                 for p in range(position.phase, len(phases)):
                     stream = epoch * len(phases) + p       # each pass its own shuffle
                     started = time.perf_counter()
+                    pending = Pending(run, tally)
                     for b, (x, labels) in enumerate(take(run.train_loader, stream, position.batch,
                                                          n_batches), start=position.batch):
                         where = f"epoch {epoch + 1}, {phases[p]} pass, batch {b}"
-                        result = run.step(x, labels, phases[p], where)
-                        _count(tally, result, x.shape[0], phases[p])
+                        result = run.step(x, labels, phases[p])
                         bar.update(x.shape[0])
-                        bar.set_postfix(loss=f"{result.loss:.3f}", refresh=False)
+                        if pending.add(result, x.shape[0], phases[p], where):
+                            bar.set_postfix(loss=f"{pending.flush():.3f}", refresh=False)
                         if interrupt.requested:
+                            pending.flush()
                             tally["seconds"] += time.perf_counter() - started
                             stopped = Position(epoch, p, b + 1)
                             path = save(run, run_dir, stopped, history, tally)
                             raise Interrupted(f"interrupted at {where}; checkpoint {path}; "
                                               f"continue with: lcengine train --resume {run_dir}")
+                    pending.flush()
                     tally["seconds"] += time.perf_counter() - started
                     position = Position(epoch, p + 1, 0)
             record = epoch_record(run, epoch, tally, history, align_x, align_labels)
@@ -302,12 +344,12 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
     return history
 
 
-def _count(tally: dict, result, n_images: int, phase: str) -> None:
+def _count(tally: dict, loss: float, info: dict, n_images: int, phase: str) -> None:
     tally["images"] += n_images
     if phase != "inverse":                # the task loss does not move in an inverse pass
-        tally["loss"] += result.loss
+        tally["loss"] += loss
         tally["steps"] += 1
-    for k, v in result.info.items():
+    for k, v in info.items():
         total, count = tally["info"].get(k, (0.0, 0))
         tally["info"][k] = (total + v, count + 1)
 

@@ -6,7 +6,9 @@ uses. Kernels take any arrays exposing `__cuda_array_interface__` (CuPy arrays o
 path; NumPy arrays under the CUDA simulator, `NUMBA_ENABLE_CUDASIM=1`, which the tests use), and
 outputs are allocated with the inputs' array module. The inputs must be C-contiguous, same shape,
 one float dtype. The loss of `tanh_regression` is reduced on the device: a shared-memory tree per
-block of 256 threads, then one float64 atomicAdd per block; only that scalar is copied back.
+block of 256 threads, then one float64 atomicAdd per block; it is returned as a 0-d array on
+the device (reading it would make every training step wait for the GPU; the trainer reads the
+losses of many steps at once).
 """
 
 from __future__ import annotations
@@ -88,4 +90,4 @@ def tanh_regression(h, t):
     if h.size:
         _tanh_regression_kernel[_blocks(h.size), THREADS](h1, t1, h.dtype.type(2.0 / n), grad,
                                                           loss)
-    return float(loss[0]) / n, grad.reshape(h.shape)
+    return loss[0] / n, grad.reshape(h.shape)

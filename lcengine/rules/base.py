@@ -20,9 +20,10 @@ PHASES = ("forward", "inverse", "both")
 
 @dataclass
 class Step:
-    """One minibatch's result: the task loss (batch-mean cross-entropy, a float), the forward and
-    the inverse gradients (dicts of arrays keyed like the parameters), and `info` (named floats
-    worth logging, e.g. each layer's local loss)."""
+    """One minibatch's result: the task loss (batch-mean cross-entropy), the forward and the
+    inverse gradients (dicts of arrays keyed like the parameters), and `info` (named scalars
+    worth logging, e.g. each layer's local loss). The scalars are floats or 0-d arrays of the
+    backend: on a GPU they stay on the device, because reading one (`float()`) waits for it."""
     loss: float
     forward: dict
     inverse: dict
@@ -98,9 +99,9 @@ class Rule:
         return {f"{prefix}{l - 1}.{k}": g for k, g in grads.items()}
 
     def task_loss(self, trace, labels):
-        """(L, e): the batch-mean task loss and e = dL/da_L (the output error, already ÷ N)."""
-        loss, e = self.net.loss(trace.a[-1], labels)
-        return float(loss), e
+        """(L, e): the batch-mean task loss (a 0-d array, see Step) and e = dL/da_L (the output
+        error, already ÷ N)."""
+        return self.net.loss(trace.a[-1], labels)
 
     @staticmethod
     def check_phase(phase):
