@@ -36,6 +36,31 @@ class Backend:
     def to_numpy(self, a) -> np.ndarray:
         return a.get() if hasattr(a, "get") else np.asarray(a)
 
+    def to_floats(self, values) -> list[float]:
+        """Python floats of scalars (floats, or 0-d arrays of `xp`), with at most one
+        device→host copy: reading a GPU scalar waits for the GPU, so many are read at once."""
+        values = list(values)
+        on_device = [i for i, v in enumerate(values) if isinstance(v, self.xp.ndarray)]
+        if self.xp is not np and on_device:
+            read = self.xp.stack([values[i].astype(np.float64) for i in on_device]).get()
+            for i, v in zip(on_device, read):
+                values[i] = v
+        return [float(v) for v in values]
+
+    def synchronize(self) -> None:
+        """Wait until the device has finished all work queued so far (for timing)."""
+        if self.xp is not np:
+            self.xp.cuda.get_current_stream().synchronize()
+
+    def device_batches(self, batches):
+        """Yield each tuple of host arrays of `batches` as arrays of `xp`: on the CPU the arrays
+        themselves; on the GPU copied asynchronously (see `_pinned_feed`)."""
+        if self.xp is np:
+            for batch in batches:
+                yield tuple(np.asarray(a) for a in batch)
+        else:
+            yield from _pinned_feed(self.xp, batches)
+
     def rng(self, seed) -> "Rng":
         return Rng(self.xp, seed)
 
@@ -61,6 +86,55 @@ class Rng:
     @state.setter
     def state(self, value):
         self.generator.bit_generator.state = value
+
+
+def _pinned_feed(cupy, batches):
+    """Host batches to the GPU without stalling it: batch k+1 is copied on a side stream while
+    step k runs (pageable memory would make every copy synchronous), through two pinned host
+    buffers used in turn (double buffering). The ordering, by CUDA events:
+      * the compute stream waits for batch k's copy before its first use of batch k;
+      * the copy of batch k+1 waits for everything the compute stream had queued when batch k
+        was asked for (the steps before k): CuPy's pool may hand batch k+1 memory freed by an
+        earlier batch whose step the GPU is still running;
+      * a pinned buffer is refilled only after the copy that read it last has finished.
+    Blocks of batches <= k-1 are the only memory batch k+1 can reuse, because the consumer still
+    holds batch k-1 while it asks for batch k."""
+    import cupyx
+
+    side = cupy.cuda.Stream(non_blocking=True)
+    pinned, copied = [None, None], [None, None]        # per buffer: host arrays, their copy event
+
+    def upload(batch, slot):
+        if copied[slot] is not None:
+            copied[slot].synchronize()
+        if pinned[slot] is None or [p.shape for p in pinned[slot]] != [a.shape for a in batch]:
+            pinned[slot] = [cupyx.empty_pinned(a.shape, a.dtype) for a in batch]
+        out = []
+        with side:
+            for host, staging in zip(batch, pinned[slot]):
+                np.copyto(staging, host)
+                device = cupy.empty(host.shape, host.dtype)
+                device.set(staging, stream=side)
+                out.append(device)
+        copied[slot] = side.record()
+        return tuple(out), copied[slot]
+
+    batches = iter(batches)
+    try:
+        first = next(batches, None)
+        ahead = None if first is None else upload(first, 0)
+        slot = 1
+        while ahead is not None:
+            current, ready = ahead
+            compute = cupy.cuda.get_current_stream()
+            side.wait_event(compute.record())
+            following = next(batches, None)
+            ahead = None if following is None else upload(following, slot)
+            slot ^= 1
+            compute.wait_event(ready)
+            yield current
+    finally:
+        side.synchronize()                 # no copy may still read a pinned buffer we drop
 
 
 def _load_ops(face: str) -> tuple[SimpleNamespace, dict]:

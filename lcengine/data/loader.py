@@ -46,7 +46,8 @@ def _worker_batch(task):
 
 
 class Loader:
-    """Iterate `(x float32 (N,C,H,W), labels int64 (N,))` as arrays of `backend.xp`.
+    """Iterate `(x float32 (N,C,H,W), labels int64 (N,))` as arrays of `backend.xp` (on a GPU,
+    copied while the previous step runs: `backend.device_batches`).
 
     `train` turns augmentation on (see transforms.py). `workers` > 0 decodes and augments in that
     many worker processes (worth it for JPEG-stored ImageNet); 0 does it in one prefetch thread.
@@ -87,14 +88,8 @@ class Loader:
         producer = threading.Thread(target=self._produce, args=(epoch, batches, ready, stop),
                                     daemon=True)
         producer.start()
-        xp = self.backend.xp
         try:
-            for _ in batches:
-                item = ready.get()
-                if isinstance(item, BaseException):
-                    raise item
-                x, labels = item
-                yield xp.asarray(x), xp.asarray(labels)
+            yield from self.backend.device_batches(_received(ready, len(batches)))
         finally:
             stop.set()
             while producer.is_alive():
@@ -122,6 +117,15 @@ class Loader:
                         return
         except BaseException as err:  # handed to the consumer, which raises it
             _put(ready, err, stop)
+
+
+def _received(ready: queue.Queue, count: int):
+    """The producer's `count` batches as they come; an exception it handed over is raised."""
+    for _ in range(count):
+        item = ready.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _put(ready: queue.Queue, item, stop: threading.Event) -> bool:
