@@ -12,11 +12,12 @@ from lcengine.ops.kernel_source import KERNEL_DIR
 
 SOURCES = sorted(KERNEL_DIR.glob("*.cu"))
 ARCHS = ["sm_80", "sm_90"]
-# kernels each launcher looks up by name (lc_cuda.py, adam_cuda.py)
+# kernels each launcher looks up by name (lc_cuda.py, adam_cuda.py, conv_cuda.py)
 EXPECTED = {
     "lc.cu": [f"lc_{d}_{s}" for d in ("forward", "backward_input", "backward_weight")
               for s in ("f32", "f64")],
     "adam.cu": ["adam_update_f32", "adam_update_f64"],
+    "conv.cu": [f"conv_{k}_{s}" for k in ("im2col", "col2im") for s in ("f32", "f64")],
 }
 
 
@@ -36,4 +37,5 @@ def test_kernel_compiles(source, arch, tmp_path):
 
 
 def test_sources_found():
-    assert {"lc.cu", "adam.cu"} <= {p.name for p in SOURCES}, f"kernel sources in {KERNEL_DIR}"
+    assert {"lc.cu", "adam.cu", "conv.cu"} <= {p.name for p in SOURCES}, \
+        f"kernel sources in {KERNEL_DIR}"
