@@ -11,6 +11,11 @@ from pathlib import Path
 
 import click
 
+from .backend import BackendError
+from .data import DataError
+from .nets import ARCHS
+from .rules import RULES
+
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -49,3 +54,31 @@ def ops(nets, batch, layers, repeats, check_batch, baselines):
     bench_lc = _benchmark("bench_lc")
     chosen = tuple(int(v) for v in layers.split(",")) if layers else None
     bench_lc.run(nets or bench_lc.NETS, batch, repeats, check_batch, baselines, chosen)
+
+
+@bench.command("train")
+@click.option("--arch", type=click.Choice(ARCHS), default="imagenet-lc", show_default=True)
+@click.option("--algo", type=click.Choice(tuple(RULES)), default="fa", show_default=True)
+@click.option("--width", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="multiply every hidden layer's units/channels")
+@click.option("--batch", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="timed steps after one warm-up step")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="gpu", show_default=True)
+@click.option("--data", metavar="DIR", help="also time the steps fed by the real loader from "
+              "these prepared shards (train split)")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="loader worker processes (with --data)")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="BLAS and Numba threads (CPU)")
+@click.option("--budget-only", is_flag=True, help="only FLOPs and the memory budget, from the "
+              "layer table: nothing is built (the full-width ImageNet net needs GBs)")
+def train(arch, algo, width, batch, steps, device, data, workers, threads, budget_only):
+    """The whole training step: images/s (synthetic and --data), TFLOP/s, % of FP32 peak,
+    memory (budget per component and measured), and PyTorch's BP where torch is installed."""
+    bench_train = _benchmark("bench_train")
+    try:
+        bench_train.run(arch, algo, width, batch, steps, device, data, workers, threads,
+                        budget_only)
+    except (BackendError, DataError) as err:
+        raise click.ClickException(str(err)) from None
