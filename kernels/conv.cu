@@ -1,7 +1,8 @@
 // 2-D convolution as GEMM: the im2col / col2im kernels of the `conv` family's CUDA face. The GEMMs
 // themselves run on cuBLAS (cupy.matmul) in the launcher.
 // Reference (the definition): lcengine/ops/conv_ref.py. Launchers: lcengine/ops/conv_cuda.py.
-// Benchmark: python benchmarks/bench_conv.py --device gpu   (tests: tests/test_ops_conv.py)
+// Benchmark: none on a GPU yet (none was available); the CPU face: python benchmarks/bench_conv.py
+// Tests: python -m pytest tests/test_ops_conv.py (these kernels under the host CUDA emulation too)
 //
 // Letters: N batch, C in channels, H×W input, O out channels, P×Q output, kh×kw kernel, (sh, sw)
 // stride, (top, left) padding (bottom/right padding is implied by P, Q), R = C·kh·kw, and a chunk
@@ -12,7 +13,9 @@
 //                                          0 ≤ p < P, 0 ≤ q < Q}  cols[c,i,j, n,p,q]
 //
 // so that, with K as the (O, R) matrix and dyᵀ the (O, nb·P·Q) chunk of dy:
-//   forward  yᵀ = K @ cols;   backward_input  dx = col2im(Kᵀ @ dyᵀ);   backward_weight  dK += dyᵀ @ colsᵀ
+//   forward          yᵀ  = K @ cols
+//   backward_input   dx  = col2im(Kᵀ @ dyᵀ)
+//   backward_weight  dK += dyᵀ @ colsᵀ
 //
 // Pointer layouts (C-contiguous): x, dx (N, C, H, W); cols (C, kh, kw, nb, P, Q) = (R, nb·P·Q).
 //

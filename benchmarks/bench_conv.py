@@ -1,0 +1,155 @@
+"""Benchmark of the conv ops' fast CPU face (`lcengine.ops.conv_cpu`) on the conv twins' layers.
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_conv.py [--net cifar-conv]
+
+For each conv layer of mnist-conv and cifar-conv (batch 128) and layers 1 and 3 of imagenet-conv
+(batch 32), and each direction, it
+  1. checks conv_cpu against conv_ref (the definition) on the first --check-batch examples, with
+     the tolerances of tests/test_ops_conv.py;
+  2. times conv_cpu (best of --repeats after a warm-up call, and the median; CPU time too) and
+     conv_ref — the reference is einsum over a sliding_window_view, what a NumPy user writes —
+     timed once when it takes over a second;
+  3. prints one JSON line: shape, ms, GFLOP/s with FLOPs = 2·N·P·Q·O·C·kh·kw, % of the float32
+     matmul peak measured at the start of the same run (same threads), and the speed-up over
+     conv_ref.
+The engine and this script call the same functions (`conv_cpu.conv_*`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):                       # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import common
+else:
+    from . import common
+
+from lcengine.nets import HIDDEN, INPUT_SHAPES      # noqa: E402  (after the path fix above)
+from lcengine.ops import conv_cpu, conv_ref          # noqa: E402
+from lcengine.ops.geometry import window_geometry    # noqa: E402
+
+NETS = ("mnist-conv", "cifar-conv", "imagenet-conv")
+DEFAULT_BATCH = {"mnist-conv": 128, "cifar-conv": 128, "imagenet-conv": 32}
+DEFAULT_LAYERS = {"imagenet-conv": (1, 3)}          # 1-based; others: every conv layer
+DIRECTIONS = ("forward", "backward_input", "backward_weight")
+#: (rtol, atol per √(length of the sum)), as in tests/test_ops_conv.py
+TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
+
+
+def conv_layers(net, batch, layers=None):
+    """The conv layers of `net` at batch size `batch`: dicts of every size the ops need."""
+    shape = INPUT_SHAPES[net.split("-")[0]]
+    out = []
+    for index, spec in enumerate(HIDDEN[net], start=1):
+        if spec[0] != "conv":
+            break
+        _, k, o, s = spec
+        C, H, W = shape
+        (P, Q), pads = window_geometry((H, W), k, s, "same")
+        if layers is None or index in layers:
+            out.append(dict(net=net, layer=index, N=batch, C=C, H=H, W=W, O=o, k=k, s=s,
+                            P=P, Q=Q, pads=pads))
+        shape = (o, P, Q)
+    return out
+
+
+def flops(L):
+    return 2 * L["N"] * L["P"] * L["Q"] * L["O"] * L["C"] * L["k"] ** 2
+
+
+def operands(L, N, rng, dtype=np.float32):
+    x = rng.standard_normal((N, L["C"], L["H"], L["W"]), dtype=np.float32).astype(dtype)
+    K = rng.standard_normal((L["O"], L["C"], L["k"], L["k"]), dtype=np.float32).astype(dtype)
+    dy = rng.standard_normal((N, L["O"], L["P"], L["Q"]), dtype=np.float32).astype(dtype)
+    return x, K, dy
+
+
+def call(ops, direction, L, x, K, dy):
+    """One direction of the conv op through `ops` (a module with the conv_ref signatures)."""
+    stride, pads = (L["s"], L["s"]), L["pads"]
+    if direction == "forward":
+        return ops.conv_forward(x, K, stride, pads)
+    if direction == "backward_input":
+        return ops.conv_backward_input(dy, K, (L["H"], L["W"]), stride, pads)
+    return ops.conv_backward_weight(x, dy, (L["k"], L["k"]), stride, pads)
+
+
+def sum_length(L, direction, N):
+    return {"forward": L["C"] * L["k"] ** 2, "backward_input": L["O"] * L["k"] ** 2,
+            "backward_weight": N * L["P"] * L["Q"]}[direction]
+
+
+def check(L, direction, check_batch, dtype=np.float32):
+    """Fast face vs reference on this geometry; returns the error record, raises on failure."""
+    rng = np.random.default_rng(1234 + L["layer"])
+    x, K, dy = operands(L, min(L["N"], check_batch), rng, dtype)
+    got, ref = call(conv_cpu, direction, L, x, K, dy), call(conv_ref, direction, L, x, K, dy)
+    rtol, atol = TOLERANCE[dtype]
+    atol *= np.sqrt(sum_length(L, direction, x.shape[0]))
+    bad = np.abs(got - ref) > atol + rtol * np.abs(ref)
+    if got.shape != ref.shape or got.dtype != ref.dtype or bad.any():
+        worst = np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape)
+        raise AssertionError(f"conv_cpu.{direction} differs from conv_ref on {L['net']} layer "
+                             f"{L['layer']} at {worst}: {got[worst]} vs {ref[worst]}")
+    return {"check_batch": int(x.shape[0]), "max_abs_err": float(np.abs(got - ref).max())}
+
+
+def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=None):
+    """Benchmark `nets`; prints JSON lines and returns them as dicts."""
+    records = []
+
+    def out(rec):
+        records.append(rec)
+        common.emit(rec, stream)
+
+    peak = common.matmul_peak_gflops()
+    out({"kind": "machine", **common.machine(), "sgemm_gflops": round(peak, 1),
+         "sgemm_shape": "2048x2048x2048", "timing": f"best of {repeats} after a warm-up call"})
+    for net in nets:
+        n = batch or DEFAULT_BATCH[net]
+        for L in conv_layers(net, n, DEFAULT_LAYERS.get(net)):
+            x, K, dy = operands(L, n, np.random.default_rng(L["layer"]))
+            for direction in DIRECTIONS:
+                err = check(L, direction, check_batch)
+                cpu = []
+                sec = common.timings(lambda: call(conv_cpu, direction, L, x, K, dy), repeats,
+                                     cpu=cpu)
+                rec = {"kind": "op", "net": net, "layer": L["layer"], "direction": direction,
+                       "shape": f"N{n} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
+                                f" k{L['k']} s{L['s']}",
+                       "dtype": "float32", **common.summary(sec, cpu), "gflop": flops(L) / 1e9}
+                rec["gflops"] = round(flops(L) / min(sec) / 1e9, 2)
+                rec["pct_of_sgemm_peak"] = round(100 * rec["gflops"] / peak, 1)
+                rec.update(err)
+                if reference:
+                    fn = lambda: call(conv_ref, direction, L, x, K, dy)    # noqa: E731
+                    base = common.timings(fn, repeats=1, warmup=0)
+                    if base[0] < 1.0:
+                        base += common.timings(fn, repeats=repeats - 1, warmup=0)
+                    rec["ref_ms"] = round(1e3 * min(base), 3)
+                    rec["speedup_vs_ref"] = round(min(base) / min(sec), 2)
+                out(rec)
+    out({"kind": "peak", "sgemm_gflops_start": round(peak, 1),
+         "sgemm_gflops_end": round(common.matmul_peak_gflops(), 1),
+         "note": "percentages use the start figure"})
+    return records
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--net", action="append", choices=NETS, help="repeatable; default: all")
+    ap.add_argument("--batch", type=int, help="default: 128 (MNIST, CIFAR), 32 (ImageNet)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--check-batch", type=int, default=8)
+    ap.add_argument("--no-reference", action="store_true", help="skip timing conv_ref")
+    a = ap.parse_args(argv)
+    run(tuple(a.net or NETS), a.batch, a.repeats, a.check_batch, not a.no_reference)
+
+
+if __name__ == "__main__":
+    main()
