@@ -29,9 +29,7 @@ if __package__ in (None, ""):                       # run as a script: make the 
 else:
     from . import common
 
-from lcengine.nets import HIDDEN, INPUT_SHAPES      # noqa: E402  (after the path fix above)
-from lcengine.ops import conv_cpu, conv_ref          # noqa: E402
-from lcengine.ops.geometry import window_geometry    # noqa: E402
+from lcengine.ops import conv_cpu, conv_ref          # noqa: E402  (after the path fix above)
 
 NETS = ("mnist-conv", "cifar-conv", "imagenet-conv")
 DEFAULT_BATCH = {"mnist-conv": 128, "cifar-conv": 128, "imagenet-conv": 32}
@@ -41,46 +39,25 @@ DIRECTIONS = ("forward", "backward_input", "backward_weight")
 TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
 
 
-def conv_layers(net, batch, layers=None):
-    """The conv layers of `net` at batch size `batch`: dicts of every size the ops need."""
-    shape = INPUT_SHAPES[net.split("-")[0]]
-    out = []
-    for index, spec in enumerate(HIDDEN[net], start=1):
-        if spec[0] != "conv":
-            break
-        _, k, o, s = spec
-        C, H, W = shape
-        (P, Q), pads = window_geometry((H, W), k, s, "same")
-        if layers is None or index in layers:
-            out.append(dict(net=net, layer=index, N=batch, C=C, H=H, W=W, O=o, k=k, s=s,
-                            P=P, Q=Q, pads=pads))
-        shape = (o, P, Q)
-    return out
-
-
-def flops(L):
-    return 2 * L["N"] * L["P"] * L["Q"] * L["O"] * L["C"] * L["k"] ** 2
-
-
 def operands(L, N, rng, dtype=np.float32):
     x = rng.standard_normal((N, L["C"], L["H"], L["W"]), dtype=np.float32).astype(dtype)
-    K = rng.standard_normal((L["O"], L["C"], L["k"], L["k"]), dtype=np.float32).astype(dtype)
+    K = rng.standard_normal((L["O"], L["C"], L["kh"], L["kw"]), dtype=np.float32).astype(dtype)
     dy = rng.standard_normal((N, L["O"], L["P"], L["Q"]), dtype=np.float32).astype(dtype)
     return x, K, dy
 
 
 def call(ops, direction, L, x, K, dy):
     """One direction of the conv op through `ops` (a module with the conv_ref signatures)."""
-    stride, pads = (L["s"], L["s"]), L["pads"]
+    stride, pads = (L["sh"], L["sw"]), L["pads"]
     if direction == "forward":
         return ops.conv_forward(x, K, stride, pads)
     if direction == "backward_input":
         return ops.conv_backward_input(dy, K, (L["H"], L["W"]), stride, pads)
-    return ops.conv_backward_weight(x, dy, (L["k"], L["k"]), stride, pads)
+    return ops.conv_backward_weight(x, dy, (L["kh"], L["kw"]), stride, pads)
 
 
 def sum_length(L, direction, N):
-    return {"forward": L["C"] * L["k"] ** 2, "backward_input": L["O"] * L["k"] ** 2,
+    return {"forward": L["C"] * L["kh"] * L["kw"], "backward_input": L["O"] * L["kh"] * L["kw"],
             "backward_weight": N * L["P"] * L["Q"]}[direction]
 
 
@@ -112,8 +89,9 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=
          "sgemm_shape": "2048x2048x2048", "timing": f"best of {repeats} after a warm-up call"})
     for net in nets:
         n = batch or DEFAULT_BATCH[net]
-        for L in conv_layers(net, n, DEFAULT_LAYERS.get(net)):
+        for L in common.windowed_layers(net, n, "conv", DEFAULT_LAYERS.get(net)):
             x, K, dy = operands(L, n, np.random.default_rng(L["layer"]))
+            flop = common.window_flops(L)
             for direction in DIRECTIONS:
                 err = check(L, direction, check_batch)
                 cpu = []
@@ -121,9 +99,9 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=
                                      cpu=cpu)
                 rec = {"kind": "op", "net": net, "layer": L["layer"], "direction": direction,
                        "shape": f"N{n} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
-                                f" k{L['k']} s{L['s']}",
-                       "dtype": "float32", **common.summary(sec, cpu), "gflop": flops(L) / 1e9}
-                rec["gflops"] = round(flops(L) / min(sec) / 1e9, 2)
+                                f" k{L['kh']} s{L['sh']}",
+                       "dtype": "float32", **common.summary(sec, cpu), "gflop": flop / 1e9}
+                rec["gflops"] = round(flop / min(sec) / 1e9, 2)
                 rec["pct_of_sgemm_peak"] = round(100 * rec["gflops"] / peak, 1)
                 rec.update(err)
                 if reference:

@@ -31,9 +31,7 @@ if __package__ in (None, ""):                       # run as a script: make the 
 else:
     from . import common
 
-from lcengine.nets import HIDDEN, INPUT_SHAPES      # noqa: E402  (after the path fix above)
-from lcengine.ops import lc_cpu, lc_ref              # noqa: E402
-from lcengine.ops.geometry import window_geometry    # noqa: E402
+from lcengine.ops import lc_cpu, lc_ref              # noqa: E402  (after the path fix above)
 
 NETS = ("mnist-lc", "cifar-lc", "imagenet-lc")
 DEFAULT_BATCH = {"mnist-lc": 128, "cifar-lc": 128, "imagenet-lc": 32}
@@ -41,27 +39,6 @@ DEFAULT_LAYERS = {"imagenet-lc": (1, 3)}            # 1-based; others: every LC 
 DIRECTIONS = ("forward", "backward_input", "backward_weight")
 #: (rtol, atol per √(length of the sum)), as in tests/test_ops_cpu.py
 TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
-
-
-def lc_layers(net, batch, layers=None):
-    """The LC layers of `net` at batch size `batch`: dicts of every size the ops need."""
-    shape = INPUT_SHAPES[net.split("-")[0]]
-    out = []
-    for index, spec in enumerate(HIDDEN[net], start=1):
-        if spec[0] != "lc":
-            break
-        _, k, o, s = spec
-        C, H, W = shape
-        (P, Q), pads = window_geometry((H, W), k, s, "same")
-        if layers is None or index in layers:
-            out.append(dict(net=net, layer=index, N=batch, C=C, H=H, W=W, O=o, kh=k, kw=k,
-                            sh=s, sw=s, P=P, Q=Q, pads=pads))
-        shape = (o, P, Q)
-    return out
-
-
-def flops(L):
-    return 2 * L["N"] * L["P"] * L["Q"] * L["O"] * L["C"] * L["kh"] * L["kw"]
 
 
 def operands(L, N, rng, dtype):
@@ -195,9 +172,10 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
     results = []
     for net in nets:
         n = batch or DEFAULT_BATCH[net]
-        for L in lc_layers(net, n, layers or DEFAULT_LAYERS.get(net)):
+        for L in common.windowed_layers(net, n, "lc", layers or DEFAULT_LAYERS.get(net)):
             rng = np.random.default_rng(L["layer"])
             x, W, dy = operands(L, n, rng, np.float32)
+            flop = common.window_flops(L)
             for direction in DIRECTIONS:
                 err = check(L, direction, check_batch)
                 cpu = []
@@ -206,11 +184,11 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                 rec = {"kind": "op", "net": net, "layer": L["layer"], "direction": direction,
                        "shape": f"N{n} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
                                 f" k{L['kh']}x{L['kw']} s{L['sh']}",
-                       "dtype": "float32", **common.summary(sec, cpu), "gflop": flops(L) / 1e9}
-                rec["gflops"] = round(flops(L) / min(sec) / 1e9, 2)
+                       "dtype": "float32", **common.summary(sec, cpu), "gflop": flop / 1e9}
+                rec["gflops"] = round(flop / min(sec) / 1e9, 2)
                 rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
                 rec["pct_of_sgemm_peak"] = round(100 * rec["gflops"] / peak, 1)
-                cpu_rate = flops(L) / min(cpu) / 1e9 * cores                 # cores to itself
+                cpu_rate = flop / min(cpu) / 1e9 * cores             # cores to itself
                 rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)
                 rec["cpu_pct_of_sgemm"] = round(100 * cpu_rate / (peak_cpu[0] * cores), 1)
                 rec.update(err)
@@ -221,7 +199,7 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                 if have_torch:
                     base = _time_baseline(lambda: torch_unfold(direction, L, x, W, dy), repeats)
                     rec["torch_unfold_ms"] = round(1e3 * min(base), 3)
-                    rec["torch_unfold_gflops"] = round(flops(L) / min(base) / 1e9, 2)
+                    rec["torch_unfold_gflops"] = round(flop / min(base) / 1e9, 2)
                     rec["speedup_vs_torch_unfold"] = round(min(base) / min(sec), 2)
                 results.append(rec)
                 out(rec)

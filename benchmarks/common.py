@@ -97,3 +97,30 @@ def max_abs_rel_error(got, ref):
     """(worst |got − ref|, the worst of |got − ref| / (1 + |ref|)) as floats."""
     diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(ref, dtype=np.float64))
     return float(diff.max()), float((diff / (1.0 + np.abs(ref))).max())
+
+
+def windowed_layers(net, batch, kind, layers=None):
+    """The leading `kind` ("lc" or "conv") layers of `net` (shapes from `lcengine.nets`, SAME
+    padding) at batch size `batch`, 1-based `layers` only if given: dicts of every size an op
+    needs (N, C, H, W, O, kh, kw, sh, sw, P, Q, pads)."""
+    from lcengine.nets import HIDDEN, INPUT_SHAPES
+    from lcengine.ops.geometry import window_geometry
+
+    shape = INPUT_SHAPES[net.split("-")[0]]
+    out = []
+    for index, spec in enumerate(HIDDEN[net], start=1):
+        if spec[0] != kind:
+            break
+        _, k, o, s = spec
+        C, H, W = shape
+        (P, Q), pads = window_geometry((H, W), k, s, "same")
+        if layers is None or index in layers:
+            out.append(dict(net=net, layer=index, N=batch, C=C, H=H, W=W, O=o, kh=k, kw=k,
+                            sh=s, sw=s, P=P, Q=Q, pads=pads))
+        shape = (o, P, Q)
+    return out
+
+
+def window_flops(L):
+    """FLOPs of one direction of a windowed op: 2·N·P·Q·O·C·kh·kw."""
+    return 2 * L["N"] * L["P"] * L["Q"] * L["O"] * L["C"] * L["kh"] * L["kw"]

@@ -1,0 +1,24 @@
+"""The benchmarks' layer-shape walk agrees with the networks the engine builds."""
+
+import pytest
+
+from benchmarks import common
+from lcengine.nets import describe_arch
+
+
+@pytest.mark.parametrize("net, kind", [("mnist-lc", "lc"), ("cifar-lc", "lc"), ("imagenet-lc", "lc"),
+                                       ("cifar-conv", "conv"), ("imagenet-conv", "conv")])
+def test_windowed_layers_match_the_built_networks(net, kind):
+    rows = describe_arch(net)
+    layers = common.windowed_layers(net, 7, kind)
+    assert len(layers) == sum(1 for row in rows if row[0].startswith(kind))
+    for L, row in zip(layers, rows):
+        assert (L["C"], L["H"], L["W"]) == tuple(row[1]) and (L["O"], L["P"], L["Q"]) == tuple(row[2])
+        per_example = L["P"] * L["Q"] * L["O"] * L["C"] * L["kh"] * L["kw"]
+        assert common.window_flops(L) == 2 * 7 * per_example
+        if kind == "lc":
+            assert per_example == row[3]                       # every LC weight used once per image
+
+
+def test_layer_selection_is_one_based():
+    assert [L["layer"] for L in common.windowed_layers("imagenet-lc", 32, "lc", (1, 3))] == [1, 3]
