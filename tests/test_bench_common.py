@@ -6,18 +6,22 @@ from benchmarks import common
 from lcengine.nets import describe_arch
 
 
-@pytest.mark.parametrize("net, kind", [("mnist-lc", "lc"), ("cifar-lc", "lc"), ("imagenet-lc", "lc"),
-                                       ("cifar-conv", "conv"), ("imagenet-conv", "conv")])
+NETS = [("mnist-lc", "lc"), ("cifar-lc", "lc"), ("imagenet-lc", "lc"), ("cifar-conv", "conv"),
+        ("imagenet-conv", "conv")]
+
+
+@pytest.mark.parametrize("net, kind", NETS)
 def test_windowed_layers_match_the_built_networks(net, kind):
     rows = describe_arch(net)
     layers = common.windowed_layers(net, 7, kind)
-    assert len(layers) == sum(1 for row in rows if row[0].startswith(kind))
+    assert len(layers) == sum(1 for row in rows if row.name.startswith(kind))
     for L, row in zip(layers, rows):
-        assert (L["C"], L["H"], L["W"]) == tuple(row[1]) and (L["O"], L["P"], L["Q"]) == tuple(row[2])
+        assert (L["C"], L["H"], L["W"]) == tuple(row.in_shape)
+        assert (L["O"], L["P"], L["Q"]) == tuple(row.out_shape)
         per_example = L["P"] * L["Q"] * L["O"] * L["C"] * L["kh"] * L["kw"]
         assert common.window_flops(L) == 2 * 7 * per_example
         if kind == "lc":
-            assert per_example == row[3]                       # every LC weight used once per image
+            assert per_example == row.n_weights                       # every LC weight used once per image
 
 
 def test_layer_selection_is_one_based():
