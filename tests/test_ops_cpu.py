@@ -21,7 +21,8 @@ TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
 
 # (N, C, (H, W), O, (kh, kw), (sh, sw), padding): batch 1, odd and non-square sizes, stride 2 and
 # 3, kernels wider and narrower than the stride, 1×1 kernels, C = 1, both paddings, and output
-# sizes whose P·Q is odd so the split between worker threads falls inside an output row.
+# sizes whose P·Q is odd so the split between worker threads falls inside an output row. Forward
+# with K = C·kh·kw ≤ 16 takes the direct kernel (a chunk of 64 images at a time), the rest BLAS.
 CASES = [
     (1, 1, (5, 7), 2, (3, 3), (2, 2), "same"),
     (2, 3, (6, 5), 4, (3, 2), (3, 1), "valid"),
@@ -32,6 +33,7 @@ CASES = [
     (4, 3, (11, 9), 5, (3, 3), (1, 1), "same"),
     (3, 1, (28, 28), 8, (3, 3), (2, 2), "same"),        # MNIST-LC layer 1, narrower and shorter
     (2, 5, (10, 17), 3, (9, 9), (4, 4), "same"),        # ImageNet-LC layer 1's kernel and stride
+    (70, 2, (9, 8), 5, (2, 3), (1, 2), "same"),         # direct forward (K = 12): 64 + 6 images
 ]
 IDS = [f"n{n}c{c}{h}x{w}o{o}k{kh}x{kw}s{sh}x{sw}{pad}"
        for n, c, (h, w), o, (kh, kw), (sh, sw), pad in CASES]
@@ -113,15 +115,26 @@ def test_channel_mismatch_is_named():
         lc_cpu.lc_forward(np.concatenate([x, x], axis=1), W, stride, pads)
 
 
+@pytest.mark.parametrize("case", [5, 9], ids=["blas", "direct-forward"])
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_without_openblas_extras(direction, monkeypatch):
+def test_without_openblas_extras(direction, case, monkeypatch):
     """Without OpenBLAS's omatcopy and per-thread thread count (another BLAS under NumPy): the
-    Numba transposes, on the calling thread."""
+    Numba transposes (of a padded yᵀ after the direct forward), on the calling thread."""
     lc_cpu._pool()
     monkeypatch.setattr(lc_cpu, "_OMATCOPY", {})
     monkeypatch.setattr(lc_cpu, "_pool", lambda: (None, 1))
-    x, W, dy, stride, pads = _setup(CASES[5], np.float32, 11)
+    x, W, dy, stride, pads = _setup(CASES[case], np.float32, 11)
     assert_close(_call(lc_cpu, direction, x, W, dy, stride, pads),
                  _call(lc_ref, direction, x, W, dy, stride, pads), rtol=1e-4,
                  atol=1e-5 * math.sqrt(_sum_length(direction, x, W)), seed=11,
                  what=f"fallback {direction}")
+
+
+@pytest.mark.parametrize("case", [0, 7, 9])
+def test_small_k_forward_by_blas_too(case, monkeypatch):
+    """The shapes that take the direct forward kernel give the same through the BLAS path."""
+    x, W, dy, stride, pads = _setup(CASES[case], np.float64, 12)
+    direct = lc_cpu.lc_forward(x, W, stride, pads)
+    monkeypatch.setattr(lc_cpu, "_DIRECT_MAX_K", 0)
+    assert_close(lc_cpu.lc_forward(x, W, stride, pads), direct, rtol=1e-12, atol=1e-12, seed=12,
+                 what=f"direct vs BLAS forward {CASES[case]}")

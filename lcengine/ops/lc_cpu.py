@@ -19,6 +19,9 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
     (`np.matmul` over its locations, which calls sgemm/dgemm once per location);
   * the weights are used in their public layout (a reshape view, no copy); dy and y travel as
     yᵀ (O, P, Q, N), whose (O, N) slice at (p, q) BLAS reads or writes in place (ld P·Q·N);
+  * forward with a tiny K = C·kh·kw (≤ 16: MNIST-LC layer 1, K = 9), where each location's
+    product is too thin for BLAS, uses a direct Numba kernel instead (`_direct_forward`): the
+    sum over k unrolled, vectorised over the batch, the weights broadcast; same layouts;
   * the layout changes (x → xᵀ, dxᵀ → dx, dy → dyᵀ, yᵀ → y) are 2-D transposes: OpenBLAS's
     ?omatcopy when NumPy's BLAS is the SciPy OpenBLAS build (about twice our tiled Numba loop,
     which is the fallback);
@@ -33,6 +36,7 @@ Dtypes float32 and float64 (x and W alike) take this path; anything else falls b
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -101,6 +105,64 @@ def _scatter_add_row(buf, dxt, p, q0, q1, top, left, kh, kw, sh, sw, h_offset):
                         dst[n] += src[j, n]
 
 
+# ----------------------------------------------------------------------------- small K: direct
+
+_DIRECT_MAX_K = 16   # forward with K = C·kh·kw up to this: the direct kernel below, not BLAS
+_NC = 64             # images per chunk of the direct kernel (a compile-time constant)
+
+
+@functools.lru_cache(maxsize=None)
+def _direct_forward(C, kh, kw):
+    """The forward kernel for one (C, kh, kw) with K = C·kh·kw ≤ _DIRECT_MAX_K: a serial nogil
+    Numba function over the output locations l = p·Q + q in [l0, l1) on the batch-innermost
+    layouts, yᵀ[o, l, n] = Σ_k W[l, o, k] · patch[k, n]. Per location and chunk of _NC images the
+    patch is copied into a (K, _NC) buffer (zeros past the batch and outside the input); with K a
+    compile-time constant (a closure variable, so one compilation per shape, not cached on disk)
+    the sum over k unrolls and LLVM vectorises the loop over the chunk's images, each weight a
+    broadcast scalar: no per-location GEMM call and no packing. Inner loops index 1-D slices from
+    0: with an offset index (n0 + n) Numba's negative-index wraparound turned the vector loads and
+    stores into gathers and scatters (2.5× slower)."""
+    K = C * kh * kw
+
+    @numba.njit(nogil=True)
+    def gather(xt, pt, p, q, n0, top, left, sh, sw):
+        """pt[(c, i, j), n] = xᵀ[c, p·sh + i - top, q·sw + j - left, n0 + n] (0 outside)."""
+        H, W, N = xt.shape[1], xt.shape[2], xt.shape[3]
+        m = min(_NC, N - n0)
+        for c in range(C):
+            for i in range(kh):
+                h = p * sh + i - top
+                for j in range(kw):
+                    w = q * sw + j - left
+                    row = pt[(c * kh + i) * kw + j]
+                    if 0 <= h < H and 0 <= w < W:
+                        src = xt[c, h, w, n0:n0 + m]
+                        for n in range(m):
+                            row[n] = src[n]
+                        row[m:] = 0
+                    else:
+                        row[:] = 0
+
+    @numba.njit(nogil=True, fastmath={"contract"})
+    def forward(xt, Wr, yt, Q, top, left, sh, sw, l0, l1):
+        """Wr (L, O, K); yᵀ (O, L, the batch padded to whole chunks)."""
+        O, N = Wr.shape[1], xt.shape[3]
+        pt = np.empty((K, _NC), dtype=xt.dtype)
+        for l in range(l0, l1):
+            wl = Wr[l]
+            for n0 in range(0, N, _NC):
+                gather(xt, pt, l // Q, l % Q, n0, top, left, sh, sw)
+                for o in range(O):
+                    dst = yt[o, l, n0:n0 + _NC]
+                    for n in range(_NC):
+                        s = wl[o, 0] * pt[0, n]
+                        for k in range(1, K):
+                            s += wl[o, k] * pt[k, n]
+                        dst[n] = s
+
+    return forward
+
+
 # ----------------------------------------------------------------------------- threads
 
 def _openblas():
@@ -153,14 +215,16 @@ def _pool():
 
 
 def _transpose_rows(a, out, r0, r1):
-    """out[:, r0:r1] = a[r0:r1, :]ᵀ for C-contiguous 2-D a (R, S) and out (S, R): OpenBLAS's
-    ?omatcopy (vectorised, ~2× our Numba loop) when NumPy has it, else the Numba tiles."""
+    """out[:, r0:r1] = a[r0:r1, :]ᵀ for 2-D a (R, S) with unit column stride (rows may be
+    padded) and C-contiguous out (S, R): OpenBLAS's ?omatcopy (vectorised, ~2× our Numba loop)
+    when NumPy has it, else the Numba tiles."""
     fn = _OMATCOPY.get(a.dtype)
     if fn is None:
         _transpose2d(a, out, r0, r1)
         return
     R, S = a.shape
-    fn(101, 112, r1 - r0, S, 1.0, a.ctypes.data + r0 * S * a.itemsize, S,
+    lda = a.strides[0] // a.itemsize
+    fn(101, 112, r1 - r0, S, 1.0, a.ctypes.data + r0 * lda * a.itemsize, lda,
        out.ctypes.data + r0 * out.itemsize, R)                        # row-major, transposed
 
 
@@ -241,7 +305,6 @@ def lc_forward(x, W, stride, pads):
     Wr = _weights_view(W)
     xt = _x_t(x)
     top, left = pads[0], pads[2]
-    yt = np.empty((O, P, Q, N), dtype=x.dtype)                        # yᵀ
 
     def work(segs):
         buf = np.empty((Q, C, kh, kw, N), dtype=x.dtype)
@@ -250,9 +313,15 @@ def lc_forward(x, W, stride, pads):
             np.matmul(Wr[p, q0:q1], buf[:q1 - q0].reshape(q1 - q0, K, N),
                       out=yt[:, p, q0:q1].transpose(1, 0, 2))      # (q, O, N)
 
-    _run(work, P, Q)
+    if K <= _DIRECT_MAX_K:
+        yt = np.empty((O, P, Q, -(-N // _NC) * _NC), dtype=x.dtype)    # whole chunks
+        _split(_direct_forward(C, kh, kw), P * Q, xt, Wr.reshape(P * Q, O, K),
+               yt.reshape(O, P * Q, -1), Q, top, left, sh, sw)
+    else:
+        yt = np.empty((O, P, Q, N), dtype=x.dtype)
+        _run(work, P, Q)
     y = np.empty((N, O, P, Q), dtype=x.dtype)
-    _split(_transpose_rows, O * P * Q, yt.reshape(O * P * Q, N), y.reshape(N, O * P * Q))
+    _split(_transpose_rows, O * P * Q, yt.reshape(O * P * Q, -1)[:, :N], y.reshape(N, O * P * Q))
     return y
 
 
