@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +47,6 @@ def operands(L, N, rng, dtype=np.float32):
     return x, K, dy
 
 
-def call(ops, direction, L, x, K, dy):
-    """One direction of the conv op through `ops` (a module with the conv_ref signatures)."""
-    stride, pads = (L["sh"], L["sw"]), L["pads"]
-    if direction == "forward":
-        return ops.conv_forward(x, K, stride, pads)
-    if direction == "backward_input":
-        return ops.conv_backward_input(dy, K, (L["H"], L["W"]), stride, pads)
-    return ops.conv_backward_weight(x, dy, (L["kh"], L["kw"]), stride, pads)
-
-
 def sum_length(L, direction, N):
     return {"forward": L["C"] * L["kh"] * L["kw"], "backward_input": L["O"] * L["kh"] * L["kw"],
             "backward_weight": N * L["P"] * L["Q"]}[direction]
@@ -65,15 +56,12 @@ def check(L, direction, check_batch, dtype=np.float32):
     """Fast face vs reference on this geometry; returns the error record, raises on failure."""
     rng = np.random.default_rng(1234 + L["layer"])
     x, K, dy = operands(L, min(L["N"], check_batch), rng, dtype)
-    got, ref = call(conv_cpu, direction, L, x, K, dy), call(conv_ref, direction, L, x, K, dy)
+    got, ref = (common.call_direction(ops, "conv", direction, L, x, K, dy)
+                for ops in (conv_cpu, conv_ref))
     rtol, atol = TOLERANCE[dtype]
     atol *= np.sqrt(sum_length(L, direction, x.shape[0]))
-    bad = np.abs(got - ref) > atol + rtol * np.abs(ref)
-    if got.shape != ref.shape or got.dtype != ref.dtype or bad.any():
-        worst = np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape)
-        raise AssertionError(f"conv_cpu.{direction} differs from conv_ref on {L['net']} layer "
-                             f"{L['layer']} at {worst}: {got[worst]} vs {ref[worst]}")
-    return {"check_batch": int(x.shape[0]), "max_abs_err": float(np.abs(got - ref).max())}
+    what = f"conv_cpu.{direction} on {L['net']} layer {L['layer']}"
+    return {"check_batch": int(x.shape[0]), **common.compare(got, ref, rtol, atol, what)}
 
 
 def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=None):
@@ -95,7 +83,8 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=
             for direction in DIRECTIONS:
                 err = check(L, direction, check_batch)
                 cpu = []
-                sec = common.timings(lambda: call(conv_cpu, direction, L, x, K, dy), repeats,
+                args = ("conv", direction, L, x, K, dy)
+                sec = common.timings(partial(common.call_direction, conv_cpu, *args), repeats,
                                      cpu=cpu)
                 rec = {"kind": "op", "net": net, "layer": L["layer"], "direction": direction,
                        "shape": f"N{n} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
@@ -105,7 +94,7 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=
                 rec["pct_of_sgemm_peak"] = round(100 * rec["gflops"] / peak, 1)
                 rec.update(err)
                 if reference:
-                    fn = lambda: call(conv_ref, direction, L, x, K, dy)    # noqa: E731
+                    fn = partial(common.call_direction, conv_ref, *args)
                     base = common.timings(fn, repeats=1, warmup=0)
                     if base[0] < 1.0:
                         base += common.timings(fn, repeats=repeats - 1, warmup=0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -50,16 +51,6 @@ def operands(L, N, rng, dtype):
     return x, W, dy
 
 
-def call(ops, direction, L, x, W, dy):
-    """One direction of the LC op through `ops` (a module with the lc_ref signatures)."""
-    stride, pads = (L["sh"], L["sw"]), L["pads"]
-    if direction == "forward":
-        return ops.lc_forward(x, W, stride, pads)
-    if direction == "backward_input":
-        return ops.lc_backward_input(dy, W, (L["H"], L["W"]), stride, pads)
-    return ops.lc_backward_weight(x, dy, (L["kh"], L["kw"]), stride, pads)
-
-
 def moved_bytes(L, direction, itemsize):
     """Each operand read once and the result written once."""
     x = L["N"] * L["C"] * L["H"] * L["W"]
@@ -78,15 +69,12 @@ def check(L, direction, check_batch, dtype=np.float32):
     """Fast face vs reference on this geometry; returns the error record, raises on failure."""
     rng = np.random.default_rng(1234 + L["layer"])
     x, W, dy = operands(L, min(L["N"], check_batch), rng, dtype)
-    got, ref = call(lc_cpu, direction, L, x, W, dy), call(lc_ref, direction, L, x, W, dy)
+    got, ref = (common.call_direction(ops, "lc", direction, L, x, W, dy)
+                for ops in (lc_cpu, lc_ref))
     rtol, atol = TOLERANCE[dtype]
     atol *= np.sqrt(sum_length(L, direction))
-    bad = np.abs(got - ref) > atol + rtol * np.abs(ref)
-    if got.shape != ref.shape or got.dtype != ref.dtype or bad.any():
-        worst = np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape)
-        raise AssertionError(f"lc_cpu.{direction} differs from lc_ref on {L['net']} layer "
-                             f"{L['layer']} at {worst}: {got[worst]} vs {ref[worst]}")
-    return {"check_batch": int(x.shape[0]), "max_abs_err": float(np.abs(got - ref).max())}
+    what = f"lc_cpu.{direction} on {L['net']} layer {L['layer']}"
+    return {"check_batch": int(x.shape[0]), **common.compare(got, ref, rtol, atol, what)}
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -179,7 +167,8 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
             for direction in DIRECTIONS:
                 err = check(L, direction, check_batch)
                 cpu = []
-                sec = common.timings(lambda: call(lc_cpu, direction, L, x, W, dy), repeats,
+                args = ("lc", direction, L, x, W, dy)
+                sec = common.timings(partial(common.call_direction, lc_cpu, *args), repeats,
                                      cpu=cpu)
                 rec = {"kind": "op", "net": net, "layer": L["layer"], "direction": direction,
                        "shape": f"N{n} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"

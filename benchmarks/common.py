@@ -124,3 +124,26 @@ def windowed_layers(net, batch, kind, layers=None):
 def window_flops(L):
     """FLOPs of one direction of a windowed op: 2·N·P·Q·O·C·kh·kw."""
     return 2 * L["N"] * L["P"] * L["Q"] * L["O"] * L["C"] * L["kh"] * L["kw"]
+
+
+def call_direction(ops, family, direction, L, x, weights, dy):
+    """One direction of a windowed op family ("lc" or "conv") through `ops`, a face module with the
+    reference's signatures (`lc_forward`, `conv_backward_input`, ...)."""
+    stride, pads = (L["sh"], L["sw"]), L["pads"]
+    if direction == "forward":
+        return getattr(ops, f"{family}_forward")(x, weights, stride, pads)
+    if direction == "backward_input":
+        in_hw = (L["H"], L["W"])
+        return getattr(ops, f"{family}_backward_input")(dy, weights, in_hw, stride, pads)
+    return getattr(ops, f"{family}_backward_weight")(x, dy, (L["kh"], L["kw"]), stride, pads)
+
+
+def compare(got, ref, rtol, atol, what):
+    """|got − ref| ≤ atol + rtol·|ref| everywhere, else AssertionError naming `what` and the worst
+    element; returns the error record a benchmark line carries."""
+    bad = np.abs(got - ref) > atol + rtol * np.abs(ref)
+    if got.shape != ref.shape or got.dtype != ref.dtype or bad.any():
+        worst = np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape)
+        raise AssertionError(f"{what} differs from the reference at {worst}: "
+                             f"{got[worst]} vs {ref[worst]}")
+    return {"max_abs_err": float(np.abs(got - ref).max())}
