@@ -143,7 +143,7 @@ def compare(got, ref, rtol, atol, what):
     element; returns the error record a benchmark line carries."""
     bad = np.abs(got - ref) > atol + rtol * np.abs(ref)
     if got.shape != ref.shape or got.dtype != ref.dtype or bad.any():
-        worst = np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape)
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape))
         raise AssertionError(f"{what} differs from the reference at {worst}: "
                              f"{got[worst]} vs {ref[worst]}")
     return {"max_abs_err": float(np.abs(got - ref).max())}
