@@ -16,21 +16,12 @@ import cupy
 import numpy as np
 
 from .conv_cpu import chunk_size
-from .cuda_common import DTYPE_SUFFIX, INT32_MAX, check_array, int_tuple, kernel_function
+from .cuda_common import (DTYPE_SUFFIX, INT32_MAX, check_array, int_tuple, kernel_function,
+                          window_args)
 
 KERNEL_FILE = "conv.cu"
 THREADS = 256
 MAX_BLOCKS = 65535                          # grid-stride loops cover the rest
-
-
-def _geometry(op, C, H, W, P, Q, kh, kw, stride, pads):
-    """(sh, sw, top, left) once every window is checked to fit the padded input."""
-    sh, sw = int_tuple(op, "stride", stride, 2, 1)
-    top, bottom, left, right = int_tuple(op, "pads", pads, 4, 0)
-    if (P - 1) * sh + kh > H + top + bottom or (Q - 1) * sw + kw > W + left + right:
-        raise ValueError(f"{op}: {P}×{Q} windows of {kh}×{kw} with stride {(sh, sw)} do not fit "
-                         f"the {H}×{W} input padded by {(top, bottom, left, right)}")
-    return sh, sw, top, left
 
 
 def _launch(name, dtype, total, a, out, n0, nb, C, H, W, P, Q, kh, kw, sh, sw, top, left):
@@ -88,7 +79,7 @@ def conv_backward_input(dy, K, in_hw, stride, pads):
     if Ok != O:
         raise ValueError(f"{op}: dy has {O} channels but K produces {Ok} (K.shape[0])")
     H, W = int_tuple(op, "in_hw", in_hw, 2, 1)
-    sh, sw, top, left = _geometry(op, C, H, W, P, Q, kh, kw, stride, pads)
+    sh, sw, top, left = window_args(op, H, W, P, Q, kh, kw, stride, pads)
     R = C * kh * kw
     dx = cupy.empty((N, C, H, W), dtype=dy.dtype)      # col2im writes every element once
     if N * O * P * Q * R == 0:
@@ -114,7 +105,7 @@ def conv_backward_weight(x, dy, kernel, stride, pads):
     if Nd != N:
         raise ValueError(f"{op}: dy has batch {Nd} but x has {N}")
     kh, kw = int_tuple(op, "kernel", kernel, 2, 1)
-    sh, sw, top, left = _geometry(op, C, H, W, P, Q, kh, kw, stride, pads)
+    sh, sw, top, left = window_args(op, H, W, P, Q, kh, kw, stride, pads)
     R = C * kh * kw
     dK = cupy.zeros((O, R), dtype=x.dtype)
     if N * O * P * Q * R == 0:

@@ -68,3 +68,14 @@ def int_tuple(op: str, arg: str, value, length: int, minimum: int) -> tuple:
     if len(out) != length or any(v < minimum for v in out):
         raise ValueError(f"{op}: {arg} must be {length} ints ≥ {minimum}, got {value!r}")
     return out
+
+
+def window_args(op: str, H, W, P, Q, kh, kw, stride, pads) -> tuple:
+    """(sh, sw, top, left) as ints, once every one of the P×Q windows of kh×kw with `stride` is
+    checked to fit the H×W input padded by `pads` (top, bottom, left, right)."""
+    sh, sw = int_tuple(op, "stride", stride, 2, 1)
+    top, bottom, left, right = int_tuple(op, "pads", pads, 4, 0)
+    if (P - 1) * sh + kh > H + top + bottom or (Q - 1) * sw + kw > W + left + right:
+        raise ValueError(f"{op}: {P}×{Q} windows of {kh}×{kw} with stride {(sh, sw)} do not fit "
+                         f"the {H}×{W} input padded by {(top, bottom, left, right)}")
+    return sh, sw, top, left

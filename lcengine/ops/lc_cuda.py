@@ -12,7 +12,7 @@ from __future__ import annotations
 import cupy
 import numpy as np
 
-from .cuda_common import DTYPE_SUFFIX, check_array, int_tuple, kernel_function
+from .cuda_common import DTYPE_SUFFIX, check_array, int_tuple, kernel_function, window_args
 
 KERNEL_FILE = "lc.cu"
 TILE, THREADS = 64, 256                    # must match TILE and THREADS in kernels/lc.cu
@@ -25,11 +25,7 @@ def _tiles(n: int) -> int:
 
 def _geometry(op, C, H, W, O, P, Q, kh, kw, stride, pads):
     """The kernels' int32 geometry arguments after N, once every window is checked to fit."""
-    sh, sw = int_tuple(op, "stride", stride, 2, 1)
-    top, bottom, left, right = int_tuple(op, "pads", pads, 4, 0)
-    if (P - 1) * sh + kh > H + top + bottom or (Q - 1) * sw + kw > W + left + right:
-        raise ValueError(f"{op}: {P}×{Q} windows of {kh}×{kw} with stride {(sh, sw)} do not fit "
-                         f"the {H}×{W} input padded by {(top, bottom, left, right)}")
+    sh, sw, top, left = window_args(op, H, W, P, Q, kh, kw, stride, pads)
     if P * Q > MAX_LOCATIONS:
         raise ValueError(f"{op}: {P}×{Q} = {P * Q} output locations; the kernels launch one grid "
                          f"layer per location, at most {MAX_LOCATIONS}")
