@@ -35,9 +35,6 @@ from lcengine.ops import conv_cpu, conv_ref          # noqa: E402  (after the pa
 NETS = ("mnist-conv", "cifar-conv", "imagenet-conv")
 DEFAULT_BATCH = {"mnist-conv": 128, "cifar-conv": 128, "imagenet-conv": 32}
 DEFAULT_LAYERS = {"imagenet-conv": (1, 3)}          # 1-based; others: every conv layer
-DIRECTIONS = ("forward", "backward_input", "backward_weight")
-#: (rtol, atol per √(length of the sum)), as in tests/test_ops_conv.py
-TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
 
 
 def operands(L, N, rng, dtype=np.float32):
@@ -58,7 +55,7 @@ def check(L, direction, check_batch, dtype=np.float32):
     x, K, dy = operands(L, min(L["N"], check_batch), rng, dtype)
     got, ref = (common.call_direction(ops, "conv", direction, L, x, K, dy)
                 for ops in (conv_cpu, conv_ref))
-    rtol, atol = TOLERANCE[dtype]
+    rtol, atol = common.TOLERANCE[dtype]
     atol *= np.sqrt(sum_length(L, direction, x.shape[0]))
     what = f"conv_cpu.{direction} on {L['net']} layer {L['layer']}"
     return {"check_batch": int(x.shape[0]), **common.compare(got, ref, rtol, atol, what)}
@@ -80,7 +77,7 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=
         for L in common.windowed_layers(net, n, "conv", DEFAULT_LAYERS.get(net)):
             x, K, dy = operands(L, n, np.random.default_rng(L["layer"]))
             flop = common.window_flops(L)
-            for direction in DIRECTIONS:
+            for direction in common.DIRECTIONS:
                 err = check(L, direction, check_batch)
                 cpu = []
                 args = ("conv", direction, L, x, K, dy)

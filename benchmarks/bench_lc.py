@@ -37,9 +37,6 @@ from lcengine.ops import lc_cpu, lc_ref              # noqa: E402  (after the pa
 NETS = ("mnist-lc", "cifar-lc", "imagenet-lc")
 DEFAULT_BATCH = {"mnist-lc": 128, "cifar-lc": 128, "imagenet-lc": 32}
 DEFAULT_LAYERS = {"imagenet-lc": (1, 3)}            # 1-based; others: every LC layer
-DIRECTIONS = ("forward", "backward_input", "backward_weight")
-#: (rtol, atol per √(length of the sum)), as in tests/test_ops_cpu.py
-TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
 
 
 def operands(L, N, rng, dtype):
@@ -71,7 +68,7 @@ def check(L, direction, check_batch, dtype=np.float32):
     x, W, dy = operands(L, min(L["N"], check_batch), rng, dtype)
     got, ref = (common.call_direction(ops, "lc", direction, L, x, W, dy)
                 for ops in (lc_cpu, lc_ref))
-    rtol, atol = TOLERANCE[dtype]
+    rtol, atol = common.TOLERANCE[dtype]
     atol *= np.sqrt(sum_length(L, direction))
     what = f"lc_cpu.{direction} on {L['net']} layer {L['layer']}"
     return {"check_batch": int(x.shape[0]), **common.compare(got, ref, rtol, atol, what)}
@@ -164,7 +161,7 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
             rng = np.random.default_rng(L["layer"])
             x, W, dy = operands(L, n, rng, np.float32)
             flop = common.window_flops(L)
-            for direction in DIRECTIONS:
+            for direction in common.DIRECTIONS:
                 err = check(L, direction, check_batch)
                 cpu = []
                 args = ("lc", direction, L, x, W, dy)

@@ -99,6 +99,12 @@ def max_abs_rel_error(got, ref):
     return float(diff.max()), float((diff / (1.0 + np.abs(ref))).max())
 
 
+DIRECTIONS = ("forward", "backward_input", "backward_weight")
+#: fast face vs reference in the windowed-op benchmarks, as in their tests:
+#: (rtol, atol per √(length of the sum))
+TOLERANCE = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
+
+
 def windowed_layers(net, batch, kind, layers=None):
     """The leading `kind` ("lc" or "conv") layers of `net` (shapes from `lcengine.nets`, SAME
     padding) at batch size `batch`, 1-based `layers` only if given: dicts of every size an op
