@@ -74,7 +74,10 @@ class Rng:
             else xp.random.default_rng(seed)
 
     def normal(self, shape, scale=1.0, dtype=np.float32):
-        return (self.generator.standard_normal(shape, dtype=np.float64) * scale).astype(dtype)
+        """N(0, scale²) drawn directly in `dtype`: no float64 temporary on the TP noise path."""
+        out = self.generator.standard_normal(shape, dtype=dtype)
+        out *= scale
+        return out
 
     def uniform(self, shape, low, high, dtype=np.float32):
         return self.generator.uniform(low, high, size=shape).astype(dtype)
