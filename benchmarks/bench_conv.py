@@ -76,22 +76,13 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=
         n = batch or DEFAULT_BATCH[net]
         for L in common.windowed_layers(net, n, "conv", DEFAULT_LAYERS.get(net)):
             x, K, dy = operands(L, n, np.random.default_rng(L["layer"]))
-            flop = common.window_flops(L)
             for direction in common.DIRECTIONS:
                 err = check(L, direction, check_batch)
-                cpu = []
-                args = ("conv", direction, L, x, K, dy)
-                sec = common.timings(partial(common.call_direction, conv_cpu, *args), repeats,
-                                     cpu=cpu)
-                rec = {"kind": "op", "net": net, "layer": L["layer"], "direction": direction,
-                       "shape": f"N{n} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
-                                f" k{L['kh']} s{L['sh']}",
-                       "dtype": "float32", **common.summary(sec, cpu), "gflop": flop / 1e9}
-                rec["gflops"] = round(flop / min(sec) / 1e9, 2)
-                rec["pct_of_sgemm_peak"] = round(100 * rec["gflops"] / peak, 1)
+                rec, sec, cpu = common.time_op(conv_cpu, "conv", direction, L, x, K, dy, repeats,
+                                               peak)
                 rec.update(err)
                 if reference:
-                    fn = partial(common.call_direction, conv_ref, *args)
+                    fn = partial(common.call_direction, conv_ref, "conv", direction, L, x, K, dy)
                     base = common.timings(fn, repeats=1, warmup=0)
                     if base[0] < 1.0:
                         base += common.timings(fn, repeats=repeats - 1, warmup=0)

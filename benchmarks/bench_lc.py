@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -163,17 +162,8 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
             flop = common.window_flops(L)
             for direction in common.DIRECTIONS:
                 err = check(L, direction, check_batch)
-                cpu = []
-                args = ("lc", direction, L, x, W, dy)
-                sec = common.timings(partial(common.call_direction, lc_cpu, *args), repeats,
-                                     cpu=cpu)
-                rec = {"kind": "op", "net": net, "layer": L["layer"], "direction": direction,
-                       "shape": f"N{n} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
-                                f" k{L['kh']}x{L['kw']} s{L['sh']}",
-                       "dtype": "float32", **common.summary(sec, cpu), "gflop": flop / 1e9}
-                rec["gflops"] = round(flop / min(sec) / 1e9, 2)
+                rec, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, x, W, dy, repeats, peak)
                 rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
-                rec["pct_of_sgemm_peak"] = round(100 * rec["gflops"] / peak, 1)
                 cpu_rate = flop / min(cpu) / 1e9 * cores             # cores to itself
                 rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)
                 rec["cpu_pct_of_sgemm"] = round(100 * cpu_rate / (peak_cpu[0] * cores), 1)

@@ -19,6 +19,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -145,11 +146,28 @@ def call_direction(ops, family, direction, L, x, weights, dy):
 
 
 def compare(got, ref, rtol, atol, what):
-    """|got − ref| ≤ atol + rtol·|ref| everywhere, else AssertionError naming `what` and the worst
-    element; returns the error record a benchmark line carries."""
+    """|got − ref| ≤ atol + rtol·|ref| everywhere, else AssertionError naming `what` and the
+    worst element; returns the error record a benchmark line carries."""
     bad = np.abs(got - ref) > atol + rtol * np.abs(ref)
     if got.shape != ref.shape or got.dtype != ref.dtype or bad.any():
         worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - ref)), ref.shape))
         raise AssertionError(f"{what} differs from the reference at {worst}: "
                              f"{got[worst]} vs {ref[worst]}")
     return {"max_abs_err": float(np.abs(got - ref).max())}
+
+
+def time_op(ops, family, direction, L, x, weights, dy, repeats, peak):
+    """Time one direction of a windowed op through `ops`; returns (record, wall seconds, CPU
+    seconds): the JSON line's shared fields — shape, ms, GFLOP/s (FLOPs = `window_flops`) and
+    % of the float32 matmul `peak` measured in the same run."""
+    cpu = []
+    sec = timings(partial(call_direction, ops, family, direction, L, x, weights, dy), repeats,
+                  cpu=cpu)
+    flop = window_flops(L)
+    gflops = flop / min(sec) / 1e9
+    record = {"kind": "op", "net": L["net"], "layer": L["layer"], "direction": direction,
+              "shape": f"N{L['N']} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
+                       f" k{L['kh']}x{L['kw']} s{L['sh']}",
+              "dtype": str(x.dtype), **summary(sec, cpu), "gflop": flop / 1e9,
+              "gflops": round(gflops, 2), "pct_of_sgemm_peak": round(100 * gflops / peak, 1)}
+    return record, sec, cpu
