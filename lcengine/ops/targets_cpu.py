@@ -1,9 +1,14 @@
-"""Target-propagation elementwise ops: the fast CPU face (Numba, one fused parallel pass each).
+"""Target-propagation elementwise ops: the fast CPU face.
 
-Same functions and signatures as `targets_ref` (the definition); the element math is
-`targets_math`, shared with the CUDA face. Arrays of any shape (batch first) and one float dtype
-(float32 or float64; mixed inputs are promoted like NumPy would); results have that dtype. The
-loss of `tanh_regression` is accumulated in float64 (the reference sums in the input dtype).
+Same functions and signatures as `targets_ref` (the definition), for arrays of any shape (batch
+first) and one float dtype (float32 or float64; mixed inputs are promoted like NumPy would);
+results have that dtype.
+
+`tanh_regression` is one fused parallel Numba pass over `targets_math`'s element function (shared
+with the CUDA face), 5-8× the reference on the paper's layers; its loss is accumulated in float64
+(the reference sums in the input dtype). `difference_target` is NumPy in place: its two tanh per
+element are scalar libm calls in Numba but SIMD in NumPy, which measured 11-16× faster than the
+fused Numba loop (`benchmarks/bench_elementwise.py`).
 """
 
 from __future__ import annotations
@@ -11,13 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .targets_math import difference_target_elem, tanh_regression_elem
-
-
-@numba.njit(parallel=True, cache=True)
-def _difference_target(h, a_rec, a_hat_rec, out):
-    for e in numba.prange(h.size):
-        out[e] = difference_target_elem(h[e], a_rec[e], a_hat_rec[e])
+from .targets_math import tanh_regression_elem
 
 
 @numba.njit(parallel=True, cache=True)
@@ -43,8 +42,9 @@ def _flat(arrays, what):
 
 def difference_target(h, a_rec, a_hat_rec):
     (h1, r1, hr1), shape, dtype = _flat((h, a_rec, a_hat_rec), "difference_target")
-    out = np.empty(h1.size, dtype=dtype)
-    _difference_target(h1, r1, hr1, out)
+    out = np.tanh(hr1)                                                  # g(ĥ_{l+1})
+    out -= np.tanh(r1)                                                  #  − g(h_{l+1})
+    out += h1                                                           #  + h_l
     return out.reshape(shape)
 
 

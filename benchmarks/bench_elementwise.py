@@ -1,0 +1,107 @@
+"""Benchmark of the memory-bound ops' fast CPU faces: TP targets, fused Adam, DFA feedback.
+
+    python benchmarks/bench_elementwise.py [--repeats 5]
+
+For each op on the paper's sizes it
+  1. checks the fast face (`targets_cpu`, `adam_cpu`, `feedback_cpu` — what the engine runs)
+     against its reference (`*_ref`);
+  2. times both (best of --repeats after a warm-up call);
+  3. prints one JSON line: shape, ms, GB/s (each operand read or written once: difference_target
+     moves 4 arrays, tanh_regression 3, Adam 7 — p, g, m, v read, p, m, v written) and the
+     speed-up over the reference.
+DFA feedback is compute-bound (N·M·K multiply-adds, plus M·K hashes when B is not stored): its
+line gives GFLOP/s = 2·N·M·K / time instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):                       # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import common
+else:
+    from . import common
+
+from lcengine.ops import (adam_cpu, adam_ref, feedback_cpu, feedback_ref,  # noqa: E402
+                          targets_cpu, targets_ref)
+
+#: (name, per-example shape) of hidden layers whose activations the target ops touch
+LAYERS = (("mnist-fc hidden", (256,)), ("cifar-lc layer 1", (64, 16, 16)),
+          ("imagenet-lc layer 1", (48, 56, 56)))
+#: (name, parameter count) of weight tensors the optimiser updates
+PARAMS = (("mnist-fc (all)", 465_408), ("cifar-lc layer 2", 13_107_200),
+          ("imagenet-lc layer 1", 36_578_304))
+#: (name, units M, classes K) of DFA feedback targets
+FEEDBACK = (("mnist-fc hidden (B stored)", 256, 10),
+            ("imagenet-lc layer 1 (B hashed)", 150_528, 1000))
+TOL = dict(rtol=1e-5, atol=1e-5)                    # float32, as in the faces' tests
+
+
+def _line(op, name, shape, fast, ref, repeats, nbytes=None, flop=None):
+    sec = common.timings(fast, repeats)
+    base = common.timings(ref, repeats)
+    rec = {"kind": "op", "op": op, "case": name, "shape": shape, "dtype": "float32",
+           **common.summary(sec), "ref_ms": round(1e3 * min(base), 4),
+           "speedup_vs_ref": round(min(base) / min(sec), 2)}
+    if nbytes is not None:
+        rec["gbs"] = round(nbytes / min(sec) / 1e9, 2)
+    if flop is not None:
+        rec["gflops"] = round(flop / min(sec) / 1e9, 2)
+    return rec
+
+
+def run(repeats=5, batch=32, stream=None):
+    rng = np.random.default_rng(0)
+    common.emit({"kind": "machine", **common.machine(),
+                 "timing": f"best of {repeats} after a warm-up call"}, stream)
+    for name, shape in LAYERS:
+        h, a_rec, a_hat = (np.tanh(rng.standard_normal((batch, *shape), dtype=np.float32))
+                           for _ in range(3))
+        common.compare(targets_cpu.difference_target(h, a_rec, a_hat),
+                       targets_ref.difference_target(h, a_rec, a_hat), **TOL, what=name)
+        common.emit(_line("difference_target", name, [batch, *shape],
+                          lambda: targets_cpu.difference_target(h, a_rec, a_hat),
+                          lambda: targets_ref.difference_target(h, a_rec, a_hat), repeats,
+                          nbytes=4 * h.nbytes), stream)
+        common.compare(targets_cpu.tanh_regression(h, a_rec)[1],
+                       targets_ref.tanh_regression(h, a_rec)[1], **TOL, what=name)
+        common.emit(_line("tanh_regression", name, [batch, *shape],
+                          lambda: targets_cpu.tanh_regression(h, a_rec),
+                          lambda: targets_ref.tanh_regression(h, a_rec), repeats,
+                          nbytes=3 * h.nbytes), stream)
+    for name, size in PARAMS:
+        p, g = (rng.standard_normal(size, dtype=np.float32) for _ in range(2))
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        state = [a.copy() for a in (p, m, v)], [a.copy() for a in (p, m, v)]
+        adam_cpu.adam_update(*state[0][:1], g, *state[0][1:], 1e-3, 0.9, 0.999, 1e-8)
+        adam_ref.adam_update(*state[1][:1], g, *state[1][1:], 1e-3, 0.9, 0.999, 1e-8)
+        common.compare(state[0][0], state[1][0], **TOL, what=name)
+        common.emit(_line("adam_update", name, [size],
+                          lambda: adam_cpu.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8),
+                          lambda: adam_ref.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8),
+                          repeats, nbytes=7 * p.nbytes), stream)
+    for name, units, classes in FEEDBACK:
+        e = rng.standard_normal((batch, classes), dtype=np.float32)
+        common.compare(feedback_cpu.random_feedback(e, 7, units, 0.01),
+                       feedback_ref.random_feedback(e, 7, units, 0.01), **TOL, what=name)
+        common.emit(_line("random_feedback", name, [batch, units, classes],
+                          lambda: feedback_cpu.random_feedback(e, 7, units, 0.01),
+                          lambda: feedback_ref.random_feedback(e, 7, units, 0.01), repeats,
+                          flop=2 * batch * units * classes), stream)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=32)
+    a = ap.parse_args(argv)
+    run(a.repeats, a.batch)
+
+
+if __name__ == "__main__":
+    main()
