@@ -37,7 +37,7 @@ EVAL_SPLIT = {"mnist-mini": "test", "mnist": "test", "cifar10": "test", "imagene
 #: config field -> the rules' hyper-parameter name (rules.make_rule takes these; the optimisers
 #: take the others)
 RULE_FIELDS = {"alpha": "alpha", "sigma": "sigma", "aux_units": "aux",
-               "feedback_scale": "feedback_scale"}
+               "feedback_scale": "feedback_scale", "local_loss": "local_loss"}
 #: which rules take each rule-specific field; every other rule must leave it None
 APPLIES = {
     "schedule": TP_FAMILY,
@@ -117,6 +117,10 @@ class TrainConfig:
                                "[default: Table 5]", check=_POSITIVE)
     sigma: float | None = _opt(None, float, "TP family: std of the inverse-training noise "
                                "[default: Table 5]", check=_NON_NEGATIVE)
+    local_loss: str | None = _opt(None, str, "TP family: the local losses ||h − ĥ||² summed over "
+                                  "a layer's units (sum, the DTP code's) or averaged (mean, "
+                                  "TensorFlow's mean_squared_error) [default: sum]",
+                                  choices=("sum", "mean"))
     aux_units: int | None = _opt(None, int, f"AO-SDTP: auxiliary output units [default: "
                                  f"{AUX_UNITS}]", check=_AT_LEAST_1)
     feedback_scale: float | None = _opt(None, float, "FA/DFA: feedback weights ~ U(±scale) "
@@ -255,6 +259,8 @@ def resolve(layers: list[tuple[str, dict]]) -> tuple[TrainConfig, list[str]]:
     notes = []
     if config.algo in TP_FAMILY and config.schedule is None:
         config.schedule = "alternating"
+    if config.algo in TP_FAMILY and config.local_loss is None:
+        config.local_loss = "sum"
     net = NET_OF_DATASET[config.dataset]
     paper, where = table5(net, config.arch, config.algo, config.schedule)
     if config.dataset == "mnist-mini":

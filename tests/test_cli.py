@@ -68,6 +68,8 @@ BAD = {
     "alpha": (["--algo", "sdtp", "--alpha", "0.1"],
               "--alpha: sdtp takes no alpha (only tp, dtp do)"),
     "sigma": (["--sigma", "0.1"], "--sigma: bp takes no sigma"),
+    "local_loss": (["--algo", "dtp", "--local-loss", "avg"],
+                   "--local-loss: 'avg' is not one of sum, mean"),
     "aux_units": (["--algo", "dtp", "--aux-units", "64"], "--aux-units: dtp takes no aux_units"),
     "feedback_scale": (["--algo", "dtp", "--feedback-scale", "0.1"],
                        "--feedback-scale: dtp takes no feedback_scale (only fa, dfa do)"),

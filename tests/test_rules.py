@@ -234,6 +234,22 @@ def test_gradients_on_a_locally_connected_net_match_finite_differences(name):
                       {k: v.copy() for k, v in params.items()}, grads, seed=7, rtol=1e-6, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", TP_FAMILY)
+def test_unit_mean_local_losses_divide_each_local_gradient_by_its_unit_count(name):
+    net = small_net(seed=5)
+    x, labels = small_batch(6, seed=6)
+    step = {how: make_rule(name, net, {"local_loss": how}, BACKEND.rng(7)).gradients(x, labels, "both")
+            for how in ("sum", "mean")}
+    top = f"{len(net.layers) - 1}."
+    for part in ("forward", "inverse"):
+        for key, g in getattr(step["sum"], part).items():
+            units = 1 if key.startswith(top) else 8      # the task loss is left as it is
+            assert_close(getattr(step["mean"], part)[key], g / units, rtol=1e-12, atol=0)
+    for key, value in step["sum"].info.items():
+        assert step["mean"].info[key] == pytest.approx(value / 8, rel=1e-12)
+    assert step["mean"].loss == step["sum"].loss
+
+
 # --- interface ------------------------------------------------------------------------------
 
 def test_registry_names_and_errors():
@@ -242,8 +258,10 @@ def test_registry_names_and_errors():
     net = small_net(seed=0)
     with pytest.raises(ValueError, match="unknown rule 'ftp'"):
         make_rule("ftp", net, {}, BACKEND.rng(0))
-    with pytest.raises(ValueError, match="unknown hyper-parameter.*alpah.*alpha, sigma"):
+    with pytest.raises(ValueError, match="unknown hyper-parameter.*alpah.*local_loss, alpha, sigma"):
         make_rule("dtp", net, {"alpah": 0.1}, BACKEND.rng(0))
+    with pytest.raises(ValueError, match="local_loss must be one of sum, mean, not 'avg'"):
+        make_rule("sdtp", net, {"local_loss": "avg"}, BACKEND.rng(0))
     with pytest.raises(ValueError, match="unknown phase"):
         make_rule("bp", net, {}, BACKEND.rng(0)).gradients(*small_batch(2, 0), "backward")
     relu = Network("relu", net.layers, [activation("relu")] * 5 + [activation("identity")], BACKEND)

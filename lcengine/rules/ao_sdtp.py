@@ -23,7 +23,7 @@ from .sdtp import SDTP
 
 class AOSDTP(SDTP):
     name = "ao-sdtp"
-    defaults = {"sigma": 0.214, "aux": 512}
+    defaults = {**SDTP.defaults, "aux": 512}
 
     def __init__(self, net, hp, rng):
         super().__init__(net, hp, rng)

@@ -23,7 +23,7 @@ from .target_prop import TargetProp
 
 class DTP(TargetProp):
     name = "dtp"
-    defaults = {"alpha": 0.15, "sigma": 0.361}
+    defaults = {**TargetProp.defaults, "alpha": 0.15, "sigma": 0.361}
     denoising = False
     top_inverse = False
 

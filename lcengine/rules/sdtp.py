@@ -20,7 +20,7 @@ from .target_prop import TargetProp
 
 class SDTP(TargetProp):
     name = "sdtp"
-    defaults = {"sigma": 0.214}
+    defaults = {**TargetProp.defaults, "sigma": 0.214}
     denoising = True
     top_inverse = True
 

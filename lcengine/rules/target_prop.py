@@ -22,7 +22,10 @@ Algorithm 1, as `gradients` runs it:
 Resolved ambiguities (paper §6):
   * ||·||² sums over units and averages over the batch (the DTP code's `mse`); the factor 2 of
     its derivative is kept (`ops.tanh_regression`: dL/da = 2 (h − t)(1 − h²) / N), i.e. the loss
-    is exactly the paper's ||·||², not ½||·||².
+    is exactly the paper's ||·||², not ½||·||². hp `local_loss = "mean"` divides every local
+    loss (forward and inverse, not the task loss) by the layer's unit count, as TensorFlow's
+    `mean_squared_error` does. Adam is blind to that scale except through ε, so the two readings
+    differ only where ε is not negligible, e.g. Table 5's inverse ε = 1e-3.
   * phase "both" computes steps 3 and 4 from the same parameters (the parallel schedule: one
     inverse and one forward update per minibatch); "inverse" / "forward" compute only one of them
     (the alternating schedule: the trainer runs whole epochs of each, inverse epoch first).
@@ -34,8 +37,11 @@ from __future__ import annotations
 
 from .base import Rule, Step
 
+LOCAL_LOSSES = ("sum", "mean")     # ||·||² over a layer's units: summed, or averaged
+
 
 class TargetProp(Rule):
+    defaults = {"local_loss": "sum"}
     denoising = False          # step 3: reconstruct the clean h (True) or the corrupted h̃ (False)
     top_inverse = False        # whether a learned g_L exists
 
@@ -45,6 +51,9 @@ class TargetProp(Rule):
             if self.act(l).name != "tanh":
                 raise ValueError(f"rule {self.name!r}: layer {l} is followed by {self.act(l).name!r}; "
                                  "the target-propagation rules need tanh hidden layers")
+        if self.hp["local_loss"] not in LOCAL_LOSSES:
+            raise ValueError(f"rule {self.name!r}: local_loss must be one of "
+                             f"{', '.join(LOCAL_LOSSES)}, not {self.hp['local_loss']!r}")
         last = self.L if self.top_inverse else self.L - 1
         self.inverses = {l: self.layer(l).inverse(rng) for l in range(2, last + 1)}
 
@@ -71,6 +80,16 @@ class TargetProp(Rule):
     def difference_target(self, l, h, y, y_hat):
         """ĥ_l = h_l − g_{l+1}(y) + g_{l+1}(ŷ), y = layer l+1's output and ŷ its target (eq. 2)."""
         return self.ops.difference_target(h, self.g_pre(l + 1, y)[0], self.g_pre(l + 1, y_hat)[0])
+
+    def local_loss(self, h, t):
+        """(||h − t||², its gradient with respect to a, h = tanh(a)), summed or averaged over
+        units (hp local_loss), averaged over the batch."""
+        loss, da = self.ops.tanh_regression(h, t)
+        if self.hp["local_loss"] == "mean":
+            units = h.size // h.shape[0]
+            da *= 1.0 / units
+            loss = loss / units
+        return loss, da
 
     # --- step 2: targets -----------------------------------------------------------------------
     def penultimate_target(self, trace, labels):
@@ -108,7 +127,7 @@ class TargetProp(Rule):
             h_tilde = h + self.rng.normal(h.shape, sigma, h.dtype)             # h̃_{l−1} = h_{l−1} + ε
             a_rec, cache = self.g_pre(l, self.code(l, h_tilde))                 # g_l(f_l(h̃_{l−1}))
             r = h if self.denoising else h_tilde
-            info[f"inv.{l - 1}"], da = self.ops.tanh_regression(self.xp.tanh(a_rec), r)
+            info[f"inv.{l - 1}"], da = self.local_loss(self.xp.tanh(a_rec), r)
             grads.update(self.g_weight_grads(l, da, cache))
         return grads
 
@@ -116,6 +135,6 @@ class TargetProp(Rule):
         h_hat = self.targets(trace, labels)
         grads = self.weight_grads(self.L, e, trace)                             # top: task loss
         for l in range(1, self.L):
-            info[f"fwd.{l - 1}"], da = self.ops.tanh_regression(trace.h[l], h_hat[l])  # ||h_l − ĥ_l||²
+            info[f"fwd.{l - 1}"], da = self.local_loss(trace.h[l], h_hat[l])    # ||h_l − ĥ_l||²
             grads.update(self.weight_grads(l, da, trace))
         return grads
