@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Why an SDTP run stalls: the top inverse g_L and the penultimate targets, from a checkpoint.
+"""Why an SDTP run stalls: the top inverse g_L, the penultimate targets, the local losses.
 
-On the first training images of RUN_DIR's newest checkpoint it prints, per example:
+`checkpoint RUN_DIR`: on the first training images of RUN_DIR's newest checkpoint, per example:
   * g_L's loss ||h_{L−1} − g_L(p)||² on clean inputs, beside the best any function of the
     predicted class can do (the within-class spread of h_{L−1} around each predicted class's mean)
     and the total spread (what predicting the global mean scores);
@@ -11,7 +11,13 @@ On the first training images of RUN_DIR's newest checkpoint it prints, per examp
   * with --refit STEPS, the same after training g_L alone for STEPS minibatches (Adam, --lr):
     how far g_L was from what it can reach, i.e. how stale the alternating schedule left it.
 
-    python bin/sdtp_diagnostics.py runs/mnist-fc-sdtp-alt-lr1e-4-inv1e-4 --refit 1000
+`trace`: a fresh run of a TP-family rule on MNIST, one parallel step per minibatch, printing
+every --every steps the mean task loss and local losses (inv.k: g_{k+1}'s loss; fwd.k: layer
+k+1's ||h − ĥ||²) and the largest |weight| of the top inverse: whether the difference targets
+settle or run away.
+
+    python bin/sdtp_diagnostics.py checkpoint runs/mnist-fc-sdtp-alt-lr1e-4-inv1e-4 --refit 1000
+    python bin/sdtp_diagnostics.py trace --algo sdtp --steps 1100      # Table 5, SDTP-parallel
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lcengine import train as training
+from lcengine.config import resolve
 from lcengine.optim import Adam
 
 
@@ -53,18 +60,12 @@ def refit(run, steps: int, lr: float) -> None:
         adam.step({k: g for k, g in grads.items() if k in params})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--images", type=int, default=4000)
-    parser.add_argument("--refit", type=int, default=0, metavar="STEPS")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    args = parser.parse_args()
+def checkpoint(args) -> None:
     state = training.read_checkpoint(args.run_dir)
     run = training.Run(training.saved_config(state))
     run.load_state(state["run"])
     if run.config.algo != "sdtp":
-        parser.error(f"{args.run_dir} is a {run.config.algo} run; this looks at SDTP's g_L")
+        raise SystemExit(f"{args.run_dir} is a {run.config.algo} run; this looks at SDTP's g_L")
     batches = -(-args.images // run.config.batch_size)
     x, labels = (np.concatenate(a)[:args.images] for a in
                  zip(*training.take(run.train_eval_loader, 0, 0, batches)))
@@ -73,6 +74,40 @@ def main() -> None:
         refit(run, args.refit, args.lr)
         print(f"g_L refitted ({args.refit} steps, lr {args.lr:g}):",
               {k: round(v, 2) for k, v in measure(run, x, labels).items()})
+
+
+def trace(args) -> None:
+    config, _ = resolve([("trace", {"algo": args.algo, "schedule": "parallel", "arch": "fc",
+                                    "dataset": "mnist", "data": str(args.data)})])
+    run = training.Run(config)
+    top_inverse = run.rule.inverses[max(run.rule.inverses)]
+    sums = {}
+    for step, (x, labels) in enumerate(training.take(run.train_loader, 0, 0, args.steps), 1):
+        result = training.train_step(run.rule, run.optimisers, x, labels, "both")
+        for key, value in {"loss": result.loss, **result.info}.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        if step % args.every == 0:
+            means = {k: round(v / args.every, 2) for k, v in sums.items()}
+            print(step, means, "max |V_top|", round(float(np.abs(top_inverse.params["W"]).max()), 2),
+                  flush=True)
+            sums = {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    one = commands.add_parser("checkpoint", help="g_L and the targets of a run's checkpoint")
+    one.add_argument("run_dir", type=Path)
+    one.add_argument("--images", type=int, default=4000)
+    one.add_argument("--refit", type=int, default=0, metavar="STEPS")
+    one.add_argument("--lr", type=float, default=1e-3)
+    two = commands.add_parser("trace", help="local losses of a fresh parallel run, step by step")
+    two.add_argument("--algo", default="sdtp", choices=("tp", "dtp", "sdtp", "ao-sdtp"))
+    two.add_argument("--data", type=Path, default=Path("data/mnist"))
+    two.add_argument("--steps", type=int, default=1100)
+    two.add_argument("--every", type=int, default=100)
+    args = parser.parse_args()
+    {"checkpoint": checkpoint, "trace": trace}[args.command](args)
 
 
 if __name__ == "__main__":
