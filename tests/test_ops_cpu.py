@@ -138,3 +138,35 @@ def test_small_k_forward_by_blas_too(case, monkeypatch):
     monkeypatch.setattr(lc_cpu, "_DIRECT_MAX_K", 0)
     assert_close(lc_cpu.lc_forward(x, W, stride, pads), direct, rtol=1e-12, atol=1e-12, seed=12,
                  what=f"direct vs BLAS forward {CASES[case]}")
+
+
+def _blas_threads():
+    lc_cpu._pool()
+    if lc_cpu._BLAS is None:
+        pytest.skip("NumPy's BLAS is not the SciPy OpenBLAS build: lc_cpu runs on one thread")
+    return lc_cpu._BLAS.scipy_openblas_get_num_threads64_()
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_ops_leave_blas_threads_and_follow_the_callers_limit(direction, monkeypatch):
+    """An op runs BLAS single-threaded in its workers and restores the process's BLAS thread
+    count after it (OpenBLAS has one count per process: a worker's setting used to stick and
+    leave every later matmul of the process on one core); it uses no more workers than the
+    caller allows BLAS threads (`lcengine train --threads`, threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
+
+    x, W, dy, stride, pads = _setup(CASES[5], np.float32, 13)
+    seen = []
+    run, split = lc_cpu._run, lc_cpu._split
+    monkeypatch.setattr(lc_cpu, "_run", lambda *a: seen.append(lc_cpu._pool()[1]) or run(*a))
+    monkeypatch.setattr(lc_cpu, "_split", lambda *a: seen.append(lc_cpu._pool()[1]) or split(*a))
+    with threadpool_limits(2, user_api="blas"):
+        before = _blas_threads()
+        _call(lc_cpu, direction, x, W, dy, stride, pads)
+        assert _blas_threads() == before
+        assert max(seen) == min(before, lc_cpu._CORES)
+    seen.clear()
+    with threadpool_limits(1, user_api="blas"):
+        _call(lc_cpu, direction, x, W, dy, stride, pads)
+        assert _blas_threads() == 1
+    assert set(seen) == {1}

@@ -25,11 +25,11 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
   * the layout changes (x → xᵀ, dxᵀ → dx, dy → dyᵀ, yᵀ → y) are 2-D transposes: OpenBLAS's
     ?omatcopy when NumPy's BLAS is the SciPy OpenBLAS build (about twice our tiled Numba loop,
     which is the fallback);
-  * threads: one Python worker per core does everything — the output locations and the
-    transposes' rows are split evenly between them; each runs BLAS single-threaded (OpenBLAS
-    `openblas_set_num_threads_local`) and the Numba kernels are serial `nogil` functions, so no
-    second pool (Numba's, BLAS's) competes for the cores. Without that OpenBLAS build the work
-    runs on the calling thread and BLAS uses its own threads.
+  * threads: one Python worker per thread the caller allows BLAS (at most one per core) does
+    everything — the output locations and the transposes' rows are split evenly between them;
+    BLAS is set to one thread for the op (`_parallel`) and the Numba kernels are serial `nogil`
+    functions, so no second pool (Numba's, BLAS's) competes for the cores. Without that OpenBLAS
+    build the work runs on the calling thread and BLAS uses its own threads.
 Dtypes float32 and float64 (x and W alike) take this path; anything else falls back to `lc_ref`.
 """
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -167,7 +168,7 @@ def _direct_forward(C, kh, kw):
 
 def _openblas():
     """The OpenBLAS that NumPy loaded (a ctypes library) if it is the 64-bit-int SciPy build, which
-    exports the per-thread thread count and the out-of-place transpose we use; else None."""
+    exports its thread count (get and set) and the out-of-place transpose we use; else None."""
     try:
         with open("/proc/self/maps") as maps:
             paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
@@ -176,8 +177,9 @@ def _openblas():
     for path in paths:
         try:
             lib = ctypes.CDLL(path)
-            lib.openblas_set_num_threads_local.argtypes = [ctypes.c_int]
-            lib.openblas_set_num_threads_local.restype = ctypes.c_int
+            lib.scipy_openblas_get_num_threads64_.restype = ctypes.c_int
+            lib.scipy_openblas_set_num_threads64_.argtypes = [ctypes.c_int]
+            lib.scipy_openblas_set_num_threads64_.restype = None
             for name, scalar in (("scipy_cblas_somatcopy64_", ctypes.c_float),
                                  ("scipy_cblas_domatcopy64_", ctypes.c_double)):
                 getattr(lib, name).argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
@@ -190,28 +192,49 @@ def _openblas():
     return None
 
 
-_POOL = None
-_WORKERS = 1
+_POOL = None      # the executor (False: none can be used), made on first use
+_CORES = 1        # its threads: one per core
+_BLAS = None      # the OpenBLAS library, when _openblas found it
 _OMATCOPY = {}    # dtype -> cblas ?omatcopy (row-major, transposed)
+_OP = threading.local()   # .workers: how many workers the op running in this thread may use
 
 
 def _pool():
-    """(executor or None, worker count): one BLAS-single-threaded worker per core."""
-    global _POOL, _WORKERS
+    """(executor or None, the number of workers the running op may use)."""
+    global _POOL, _CORES, _BLAS
     if _POOL is None:
-        lib = _openblas()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        if lib is not None:
-            _OMATCOPY[np.dtype(np.float32)] = lib.scipy_cblas_somatcopy64_
-            _OMATCOPY[np.dtype(np.float64)] = lib.scipy_cblas_domatcopy64_
-        if lib is None or cores < 2:
-            _POOL, _WORKERS = False, 1
-        else:
-            _POOL = ThreadPoolExecutor(cores, thread_name_prefix="lc_cpu",
-                                       initializer=lib.openblas_set_num_threads_local,
-                                       initargs=(1,))
-            _WORKERS = cores
-    return (_POOL or None), _WORKERS
+        _BLAS = _openblas()
+        _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if _BLAS is not None:
+            _OMATCOPY[np.dtype(np.float32)] = _BLAS.scipy_cblas_somatcopy64_
+            _OMATCOPY[np.dtype(np.float64)] = _BLAS.scipy_cblas_domatcopy64_
+        _POOL = False if _BLAS is None or _CORES < 2 else ThreadPoolExecutor(
+            _CORES, thread_name_prefix="lc_cpu")
+    return (_POOL or None), getattr(_OP, "workers", 1)
+
+
+def _parallel(op):
+    """Run `op` with as many workers as the caller lets BLAS have threads (`--threads`, or
+    threadpoolctl's limits) and BLAS single-threaded inside them. OpenBLAS's thread count is
+    one process-wide setting (its `_local` setter is not thread-local in the SciPy build: it used
+    to leave every later BLAS call of the process on one thread), so it is lowered for the op
+    and restored after it; two LC ops running at once in different threads would race on it."""
+
+    @functools.wraps(op)
+    def call(*args):
+        pool, _ = _pool()
+        threads = _BLAS.scipy_openblas_get_num_threads64_() if pool is not None else 1
+        if threads < 2:
+            return op(*args)
+        _BLAS.scipy_openblas_set_num_threads64_(1)
+        _OP.workers = min(threads, _CORES)
+        try:
+            return op(*args)
+        finally:
+            _OP.workers = 1
+            _BLAS.scipy_openblas_set_num_threads64_(threads)
+
+    return call
 
 
 def _transpose_rows(a, out, r0, r1):
@@ -293,6 +316,7 @@ def _dy_t(dy):
     return dyt
 
 
+@_parallel
 def lc_forward(x, W, stride, pads):
     if not (isinstance(x, np.ndarray) and _fast(x, W)):
         return lc_ref.lc_forward(x, W, stride, pads)
@@ -325,6 +349,7 @@ def lc_forward(x, W, stride, pads):
     return y
 
 
+@_parallel
 def lc_backward_input(dy, W, in_hw, stride, pads):
     if not (isinstance(dy, np.ndarray) and _fast(dy, W)):
         return lc_ref.lc_backward_input(dy, W, in_hw, stride, pads)
@@ -362,6 +387,7 @@ def lc_backward_input(dy, W, in_hw, stride, pads):
     return dx
 
 
+@_parallel
 def lc_backward_weight(x, dy, kernel, stride, pads):
     if not (isinstance(x, np.ndarray) and _fast(x, dy)):
         return lc_ref.lc_backward_weight(x, dy, kernel, stride, pads)
