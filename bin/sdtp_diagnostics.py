@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lcengine import train as training
-from lcengine.config import resolve
+from lcengine.config import coerce, resolve
 from lcengine.optim import Adam
 
 
@@ -77,8 +77,13 @@ def checkpoint(args) -> None:
 
 
 def trace(args) -> None:
-    config, _ = resolve([("trace", {"algo": args.algo, "schedule": "parallel", "arch": "fc",
-                                    "dataset": "mnist", "data": str(args.data)})])
+    given = {"algo": args.algo, "schedule": "parallel", "arch": "fc", "dataset": "mnist",
+             "data": str(args.data)}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        name = key.replace("-", "_")
+        given[name] = coerce(name, value, f"--set {key}")
+    config, _ = resolve([("--set", given)])
     run = training.Run(config)
     top_inverse = run.rule.inverses[max(run.rule.inverses)]
     sums = {}
@@ -106,6 +111,8 @@ def main() -> None:
     two.add_argument("--data", type=Path, default=Path("data/mnist"))
     two.add_argument("--steps", type=int, default=1100)
     two.add_argument("--every", type=int, default=100)
+    two.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="a training option (e.g. lr=1e-4, inv_lr=3e-3, batch_size=100)")
     args = parser.parse_args()
     {"checkpoint": checkpoint, "trace": trace}[args.command](args)
 
