@@ -96,8 +96,8 @@ class TrainConfig:
     workers: int = _opt(0, int, "data worker processes (0: one prefetch thread)",
                         check=_NON_NEGATIVE)
     threads: int = _opt(1, int, "threads of BLAS, the Numba kernels and the LC layers; 1 "
-                        "because spinning threads collapse (measured 10-100x slower) when the cores are "
-                        "shared; raise it on a machine of your own", check=_AT_LEAST_1)
+                        "because spinning threads collapse (measured 10-100x slower) when the "
+                        "cores are shared; raise it on a machine of your own", check=_AT_LEAST_1)
     out: str | None = _opt(None, Path, "run directory to create [default: runs/<setting>-<time>]")
     explode_factor: float = _opt(100.0, float, "stop when the task loss exceeds this multiple of "
                                  "chance level ln(classes)", check=_POSITIVE)
