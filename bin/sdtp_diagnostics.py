@@ -77,8 +77,9 @@ def checkpoint(args) -> None:
 
 
 def trace(args) -> None:
-    given = {"algo": args.algo, "schedule": "parallel", "arch": "fc", "dataset": "mnist",
-             "data": str(args.data)}
+    given = {"algo": args.algo, "schedule": "parallel", "arch": "fc", "dataset": args.dataset}
+    if args.dataset != "mnist-mini":
+        given["data"] = str(args.data)
     for item in args.set:
         key, _, value = item.partition("=")
         name = key.replace("-", "_")
@@ -108,7 +109,8 @@ def main() -> None:
     one.add_argument("--lr", type=float, default=1e-3)
     two = commands.add_parser("trace", help="local losses of a fresh parallel run, step by step")
     two.add_argument("--algo", default="sdtp", choices=("tp", "dtp", "sdtp", "ao-sdtp"))
-    two.add_argument("--data", type=Path, default=Path("data/mnist"))
+    two.add_argument("--dataset", default="mnist", choices=("mnist", "mnist-mini"))
+    two.add_argument("--data", type=Path, default=Path("data/mnist"), help="prepared MNIST")
     two.add_argument("--steps", type=int, default=1100)
     two.add_argument("--every", type=int, default=100)
     two.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
