@@ -19,5 +19,7 @@ lcengine train --algo sdtp --schedule alternating --epochs 100 "${common[@]}" \
     --lr 1e-4 --inv-lr 1e-4 --out runs/mnist-fc-sdtp-alt-lr1e-4-inv1e-4
 lcengine train --algo ao-sdtp --schedule alternating --epochs 100 "${common[@]}" \
     --inv-lr 3e-4 --out runs/mnist-fc-aosdtp-alt-inv3e-4
+lcengine train --algo ao-sdtp --schedule alternating --epochs 100 "${common[@]}" \
+    --inv-lr 3e-4 --aux-units 1024 --out runs/mnist-fc-aosdtp-alt-aux1024
 
 lcengine report runs/mnist-fc-* --markdown docs/results-mnist-fc.md
