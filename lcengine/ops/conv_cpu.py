@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from . import conv_ref
+from .geometry import padded_output_size
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -107,10 +108,6 @@ class _Chunks:
                 self.outs[:O * n * P * Q].reshape(O, n, P, Q))
 
 
-def _out_size(size, k, s, before, after):
-    return (size + before + after - k) // s + 1
-
-
 def conv_forward(x, K, stride, pads):
     if not _fast(x, K):
         return conv_ref.conv_forward(x, K, stride, pads)
@@ -119,7 +116,8 @@ def conv_forward(x, K, stride, pads):
     if Ck != C:
         raise ValueError(f"conv_forward: x has {C} channels but K expects {Ck}")
     (sh, sw), (top, bottom, left, right) = stride, pads
-    P, Q = _out_size(H, kh, sh, top, bottom), _out_size(W, kw, sw, left, right)
+    P = padded_output_size(H, kh, sh, top, bottom)
+    Q = padded_output_size(W, kw, sw, left, right)
     R = C * kh * kw
     x = np.ascontiguousarray(x)
     Km = np.ascontiguousarray(K).reshape(O, R)

@@ -18,6 +18,7 @@ import numpy as np
 from .conv_cpu import chunk_size
 from .cuda_common import (DTYPE_SUFFIX, INT32_MAX, check_array, int_tuple, kernel_function,
                           window_args)
+from .geometry import padded_output_size
 
 KERNEL_FILE = "conv.cu"
 THREADS = 256
@@ -40,6 +41,21 @@ def _chunks(op, N, C, H, W, O, P, Q, kh, kw):
     return min(nb, INT32_MAX // max(1, C * kh * kw * P * Q))
 
 
+def _cols(x, n0, n, P, Q, kh, kw, sh, sw, top, left):
+    """im2col of images n0..n0+n−1 of x: (C·kh·kw, n·P·Q)."""
+    C, H, W = x.shape[1:]
+    cols = cupy.empty((C * kh * kw, n * P * Q), dtype=x.dtype)
+    _launch("conv_im2col", x.dtype, cols.size, x, cols, n0, n, C, H, W, P, Q, kh, kw, sh, sw,
+            top, left)
+    return cols
+
+
+def _dy_t(dy, n0, n):
+    """dyᵀ of images n0..n0+n−1: (O, n·P·Q)."""
+    O, P, Q = dy.shape[1:]
+    return cupy.ascontiguousarray(dy[n0:n0 + n].transpose(1, 0, 2, 3)).reshape(O, n * P * Q)
+
+
 def conv_forward(x, K, stride, pads):
     op = "conv_forward"
     check_array(op, "x", x, 4)
@@ -50,7 +66,8 @@ def conv_forward(x, K, stride, pads):
         raise ValueError(f"{op}: K has {Ck} input channels (K.shape[1]) but x has {C}")
     sh, sw = int_tuple(op, "stride", stride, 2, 1)
     top, bottom, left, right = int_tuple(op, "pads", pads, 4, 0)
-    P, Q = (H + top + bottom - kh) // sh + 1, (W + left + right - kw) // sw + 1
+    P = padded_output_size(H, kh, sh, top, bottom)
+    Q = padded_output_size(W, kw, sw, left, right)
     if P < 1 or Q < 1:
         raise ValueError(f"{op}: a {kh}×{kw} kernel does not fit the {H}×{W} input padded by "
                          f"{(top, bottom, left, right)}")
@@ -62,9 +79,7 @@ def conv_forward(x, K, stride, pads):
     Km = K.reshape(O, R)
     for n0 in range(0, N, nb):
         n = min(nb, N - n0)
-        cols = cupy.empty((R, n * P * Q), dtype=x.dtype)
-        _launch("conv_im2col", x.dtype, cols.size, x, cols, n0, n, C, H, W, P, Q, kh, kw, sh, sw,
-                top, left)
+        cols = _cols(x, n0, n, P, Q, kh, kw, sh, sw, top, left)
         yt = cupy.matmul(Km, cols).reshape(O, n, P, Q)                    # yᵀ of the chunk
         y[n0:n0 + n] = yt.transpose(1, 0, 2, 3)
     return y
@@ -89,8 +104,7 @@ def conv_backward_input(dy, K, in_hw, stride, pads):
     Kt = K.reshape(O, R).T
     for n0 in range(0, N, nb):
         n = min(nb, N - n0)
-        dyt = cupy.ascontiguousarray(dy[n0:n0 + n].transpose(1, 0, 2, 3)).reshape(O, n * P * Q)
-        cols = cupy.matmul(Kt, dyt)                                          # (R, n·P·Q)
+        cols = cupy.matmul(Kt, _dy_t(dy, n0, n))                            # (R, n·P·Q)
         _launch("conv_col2im", dy.dtype, n * C * H * W, cols, dx, n0, n, C, H, W, P, Q, kh, kw,
                 sh, sw, top, left)
     return dx
@@ -113,9 +127,6 @@ def conv_backward_weight(x, dy, kernel, stride, pads):
     nb = _chunks(op, N, C, H, W, O, P, Q, kh, kw)
     for n0 in range(0, N, nb):
         n = min(nb, N - n0)
-        cols = cupy.empty((R, n * P * Q), dtype=x.dtype)
-        _launch("conv_im2col", x.dtype, cols.size, x, cols, n0, n, C, H, W, P, Q, kh, kw, sh, sw,
-                top, left)
-        dyt = cupy.ascontiguousarray(dy[n0:n0 + n].transpose(1, 0, 2, 3)).reshape(O, n * P * Q)
-        dK += cupy.matmul(dyt, cols.T)
+        cols = _cols(x, n0, n, P, Q, kh, kw, sh, sw, top, left)
+        dK += cupy.matmul(_dy_t(dy, n0, n), cols.T)
     return dK.reshape(O, C, kh, kw)

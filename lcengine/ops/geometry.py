@@ -25,6 +25,11 @@ def output_size(in_size: int, kernel: int, stride: int, padding: str) -> int:
     raise ValueError(f"padding must be 'same' or 'valid', not {padding!r}")
 
 
+def padded_output_size(in_size: int, kernel: int, stride: int, before: int, after: int) -> int:
+    """Windows of `kernel` with `stride` that fit an input padded by explicit amounts."""
+    return (in_size + before + after - kernel) // stride + 1
+
+
 def _split(in_size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
     if padding == "valid":
         return 0, 0
