@@ -23,6 +23,8 @@ from functools import partial
 
 import numpy as np
 
+from lcengine.ops.host_memory import keep_freed_memory
+
 
 def timings(fn, repeats=5, warmup=1, cpu=None):
     """Wall seconds of `repeats` calls of fn() after `warmup` untimed calls; if `cpu` is a list,
@@ -73,7 +75,9 @@ def matmul_peak_gflops(n=2048, repeats=5, dtype=np.float32, cpu=None):
 
 
 def machine():
-    """A short description of where the numbers were taken."""
+    """A short description of where the numbers were taken. It also sets glibc's malloc as a
+    training process has it (`keep_freed_memory`), so that the ops are timed without the page
+    faults glibc's default can add to every call."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -84,7 +88,7 @@ def machine():
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": model, "cores": cores, "loadavg_1min": load, "numpy": np.__version__,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "malloc_kept": keep_freed_memory()}
 
 
 def emit(record, stream=None):

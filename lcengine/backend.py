@@ -14,6 +14,7 @@ from types import ModuleType, SimpleNamespace
 import numpy as np
 
 from .ops import FAMILIES
+from .ops.host_memory import keep_freed_memory
 
 DEVICES = ("cpu", "gpu")
 FACES = ("ref", "cpu", "cuda")
@@ -168,6 +169,7 @@ def get_backend(device: str = "cpu", kernels: str = "fast") -> Backend:
         face = "cuda" if kernels == "fast" else "ref"
     else:
         xp, face = np, ("cpu" if kernels == "fast" else "ref")
+        keep_freed_memory()        # NumPy's per-step temporaries: no page faults (host_memory)
     ops, used = _load_ops(face)
     name = device if kernels == "fast" else f"{device}-ref"
     return Backend(name=name, xp=xp, ops=ops, faces=used)

@@ -1,0 +1,41 @@
+"""glibc's malloc, set once per process so that the CPU faces' big temporaries cost no page faults.
+
+Every CPU op allocates arrays of a few MB per call (transposed operands, patch buffers, results)
+and frees them. By default glibc adapts: a freed block above its mmap threshold raises the
+threshold, and free memory at the top of the heap beyond twice that is given back to the kernel.
+Which of the two happens depends on what the process allocated before, so the same op can fetch
+fresh pages from the kernel on every call — each 4 KiB page one fault, zero-filled. Measured on
+MNIST-LC layer 2's input gradient (batch 128): 2.4 ms per call alone, 9.4 ms (3,100 faults per
+call) after one call of layer 1's forward. `keep_freed_memory` fixes both settings (which also
+stops glibc from moving them): blocks up to 32 MiB come from the heap, and freed heap memory is
+kept for the next step instead of being returned. The price is that the process keeps its peak
+heap size; a training step's working set is allocated again every step anyway. Larger blocks
+(ImageNet-LC's 146-361 MB weight gradients) are still mapped and unmapped per call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD = -1      # mallopt parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 << 20  # glibc's upper limit for it on 64-bit systems
+TRIM_THRESHOLD = 1 << 30
+
+_done = None
+
+
+def keep_freed_memory() -> bool:
+    """Set the two thresholds (once per process); False where the C library is not glibc."""
+    global _done
+    if _done is None:
+        try:
+            mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+        except (OSError, AttributeError, TypeError):
+            _done = False
+        else:
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
+                bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _done
