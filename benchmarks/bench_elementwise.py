@@ -77,10 +77,10 @@ def run(repeats=5, batch=32, stream=None):
     for name, size in PARAMS:
         p, g = (rng.standard_normal(size, dtype=np.float32) for _ in range(2))
         m, v = np.zeros_like(p), np.zeros_like(p)
-        state = [a.copy() for a in (p, m, v)], [a.copy() for a in (p, m, v)]
-        adam_cpu.adam_update(*state[0][:1], g, *state[0][1:], 1e-3, 0.9, 0.999, 1e-8)
-        adam_ref.adam_update(*state[1][:1], g, *state[1][1:], 1e-3, 0.9, 0.999, 1e-8)
-        common.compare(state[0][0], state[1][0], **TOL, what=name)
+        fast, ref = ([a.copy() for a in (p, m, v)] for _ in range(2))   # one step on copies
+        adam_cpu.adam_update(fast[0], g, *fast[1:], 1e-3, 0.9, 0.999, 1e-8)
+        adam_ref.adam_update(ref[0], g, *ref[1:], 1e-3, 0.9, 0.999, 1e-8)
+        common.compare(fast[0], ref[0], **TOL, what=name)
         common.emit(_line("adam_update", name, [size],
                           lambda: adam_cpu.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8),
                           lambda: adam_ref.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8),

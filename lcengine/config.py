@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .paper_hyperparams import table5
 from .rules import RULES
+from .rules.target_prop import LOCAL_LOSSES, TargetProp
 
 ALGOS = ("bp", "fa", "dfa", "tp", "dtp", "sdtp", "ao-sdtp")
 TP_FAMILY = ("tp", "dtp", "sdtp", "ao-sdtp")
@@ -46,7 +47,9 @@ APPLIES = {
        for name, hp in RULE_FIELDS.items()},
 }
 #: AO-SDTP's auxiliary output size: 512 in the paper's CIFAR runs (§3.2), MNIST's not stated
-AUX_UNITS = 512
+AUX_UNITS = RULES["ao-sdtp"].defaults["aux"]
+#: the TP family's local losses unless asked otherwise: summed over units, as the DTP code does
+LOCAL_LOSS = TargetProp.defaults["local_loss"]
 
 
 class ConfigError(ValueError):
@@ -119,8 +122,8 @@ class TrainConfig:
                                "[default: Table 5]", check=_NON_NEGATIVE)
     local_loss: str | None = _opt(None, str, "TP family: the local losses ||h − ĥ||² summed over "
                                   "a layer's units (sum, the DTP code's) or averaged (mean, "
-                                  "TensorFlow's mean_squared_error) [default: sum]",
-                                  choices=("sum", "mean"))
+                                  f"TensorFlow's mean_squared_error) [default: {LOCAL_LOSS}]",
+                                  choices=LOCAL_LOSSES)
     aux_units: int | None = _opt(None, int, f"AO-SDTP: auxiliary output units [default: "
                                  f"{AUX_UNITS}]", check=_AT_LEAST_1)
     feedback_scale: float | None = _opt(None, float, "FA/DFA: feedback weights ~ U(±scale) "
@@ -260,7 +263,7 @@ def resolve(layers: list[tuple[str, dict]]) -> tuple[TrainConfig, list[str]]:
     if config.algo in TP_FAMILY and config.schedule is None:
         config.schedule = "alternating"
     if config.algo in TP_FAMILY and config.local_loss is None:
-        config.local_loss = "sum"
+        config.local_loss = LOCAL_LOSS
     net = NET_OF_DATASET[config.dataset]
     paper, where = table5(net, config.arch, config.algo, config.schedule)
     if config.dataset == "mnist-mini":
