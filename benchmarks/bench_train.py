@@ -48,7 +48,7 @@ import tracemalloc
 import numpy as np
 
 from lcengine.backend import get_backend
-from lcengine.config import TP_FAMILY
+from lcengine.config import AUX_UNITS, TP_FAMILY
 from lcengine.data import DataError, Loader, open_shards
 from lcengine.layers import Dense, LocallyConnected2D
 from lcengine.nets import build_network, describe_arch
@@ -60,7 +60,6 @@ from .bench_cuda import PEAKS
 from .common import emit, machine, matmul_peak_gflops, summary, timings
 
 ITEMSIZE = 4                                    # float32
-AUX_UNITS = 512                                 # AO-SDTP's default, as in rules/ao_sdtp.py
 LR = 1e-4                                       # any rate: it changes no timing
 
 
