@@ -269,8 +269,9 @@ def _segments(P, Q, parts):
 
 def _map(pool, fn, items):
     """[fn(item) for item in items], the first on the calling thread and the others on the pool:
-    one thread wake-up fewer per call than pool.map, and the caller works instead of waiting
-    (measured: about 15 µs per call against 50 µs; an op makes two to four such calls)."""
+    one thread wake-up fewer per call than pool.map, and the caller works instead of waiting. A
+    wake-up still costs 50-90 µs on a virtual machine with an idle second vCPU, and an op makes
+    two to four such calls (docs/performance.md, fourth session)."""
     rest = [pool.submit(fn, item) for item in items[1:]]
     return [fn(items[0]), *(future.result() for future in rest)]
 
