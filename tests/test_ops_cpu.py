@@ -9,6 +9,7 @@ Tolerance, |got − ref| ≤ atol + rtol·|ref| with R the length of the sum beh
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from gradcheck import assert_close
@@ -117,17 +118,15 @@ def test_channel_mismatch_is_named():
 
 @pytest.mark.parametrize("case", [5, 9], ids=["blas", "direct-forward"])
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_without_openblas_extras(direction, case, monkeypatch):
-    """Without OpenBLAS's omatcopy and per-thread thread count (another BLAS under NumPy): the
-    Numba transposes (of a padded yᵀ after the direct forward), on the calling thread."""
-    lc_cpu._pool()
-    monkeypatch.setattr(lc_cpu, "_OMATCOPY", {})
-    monkeypatch.setattr(lc_cpu, "_pool", lambda: (None, 1))
+def test_under_another_blas(direction, case, monkeypatch):
+    """Without the SciPy OpenBLAS build under NumPy (Accelerate, MKL): no cblas symbols to call
+    from Numba, so the op runs row by row as batched np.matmul calls on the calling thread."""
+    monkeypatch.setattr(lc_cpu, "_blas", lambda: None)
     x, W, dy, stride, pads = _setup(CASES[case], np.float32, 11)
     assert_close(_call(lc_cpu, direction, x, W, dy, stride, pads),
                  _call(lc_ref, direction, x, W, dy, stride, pads), rtol=1e-4,
                  atol=1e-5 * math.sqrt(_sum_length(direction, x, W)), seed=11,
-                 what=f"fallback {direction}")
+                 what=f"another BLAS: {direction}")
 
 
 @pytest.mark.parametrize("case", [0, 7, 9])
@@ -140,33 +139,34 @@ def test_small_k_forward_by_blas_too(case, monkeypatch):
                  what=f"direct vs BLAS forward {CASES[case]}")
 
 
-def _blas_threads():
-    lc_cpu._pool()
-    if lc_cpu._BLAS is None:
+def _openblas():
+    blas = lc_cpu._blas()
+    if blas is None:
         pytest.skip("NumPy's BLAS is not the SciPy OpenBLAS build: lc_cpu runs on one thread")
-    return lc_cpu._BLAS.scipy_openblas_get_num_threads64_()
+    return blas
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_ops_leave_blas_threads_and_follow_the_callers_limit(direction, monkeypatch):
-    """An op runs BLAS single-threaded in its workers and restores the process's BLAS thread
-    count after it (OpenBLAS has one count per process: a worker's setting used to stick and
-    leave every later matmul of the process on one core); it uses no more workers than the
+    """An op's threads call BLAS single-threaded and the op restores the process's BLAS thread
+    count after it (OpenBLAS has one count per process: a setting that stuck used to leave every
+    later matmul of the process on one core); it splits its work into no more parts than the
     caller allows BLAS threads (`lcengine train --threads`, threadpoolctl)."""
     from threadpoolctl import threadpool_limits
 
+    blas = _openblas()
     x, W, dy, stride, pads = _setup(CASES[5], np.float32, 13)
-    seen = []
-    run, split = lc_cpu._run, lc_cpu._split
-    monkeypatch.setattr(lc_cpu, "_run", lambda *a: seen.append(lc_cpu._pool()[1]) or run(*a))
-    monkeypatch.setattr(lc_cpu, "_split", lambda *a: seen.append(lc_cpu._pool()[1]) or split(*a))
+    seen = []                       # (parts, BLAS threads) of every whole-op call
+    for name in ("_forward", "_backward_input", "_backward_weight"):
+        monkeypatch.setattr(lc_cpu, name, lambda *a, op=getattr(lc_cpu, name):
+                            seen.append((a[-1], blas.get_threads())) or op(*a))
     with threadpool_limits(2, user_api="blas"):
-        before = _blas_threads()
+        before = blas.get_threads()
         _call(lc_cpu, direction, x, W, dy, stride, pads)
-        assert _blas_threads() == before
-        assert max(seen) == min(before, lc_cpu._CORES)
+        assert blas.get_threads() == before
+        assert seen == [(min(before, lc_cpu._CORES, numba.get_num_threads()), 1)]
     seen.clear()
     with threadpool_limits(1, user_api="blas"):
         _call(lc_cpu, direction, x, W, dy, stride, pads)
-        assert _blas_threads() == 1
-    assert set(seen) == {1}
+        assert blas.get_threads() == 1
+    assert seen == [(1, 1)]
