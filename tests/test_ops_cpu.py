@@ -15,7 +15,7 @@ import pytest
 from gradcheck import assert_close
 
 from lcengine.backend import get_backend
-from lcengine.ops import lc_cpu, lc_ref
+from lcengine.ops import cblas, lc_cpu, lc_ref
 from lcengine.ops.geometry import window_geometry
 
 TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
@@ -121,7 +121,7 @@ def test_channel_mismatch_is_named():
 def test_under_another_blas(direction, case, monkeypatch):
     """Without the SciPy OpenBLAS build under NumPy (Accelerate, MKL): no cblas symbols to call
     from Numba, so the op runs row by row as batched np.matmul calls on the calling thread."""
-    monkeypatch.setattr(lc_cpu, "_blas", lambda: None)
+    monkeypatch.setattr(cblas, "openblas", lambda: None)
     x, W, dy, stride, pads = _setup(CASES[case], np.float32, 11)
     assert_close(_call(lc_cpu, direction, x, W, dy, stride, pads),
                  _call(lc_ref, direction, x, W, dy, stride, pads), rtol=1e-4,
@@ -140,7 +140,7 @@ def test_small_k_forward_by_blas_too(case, monkeypatch):
 
 
 def _openblas():
-    blas = lc_cpu._blas()
+    blas = cblas.openblas()
     if blas is None:
         pytest.skip("NumPy's BLAS is not the SciPy OpenBLAS build: lc_cpu runs on one thread")
     return blas

@@ -16,14 +16,16 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
     numbers (zeros outside the input): gathering patchᵀ (K, N) is K short copies, never an
     element-wise gather; its gradient is scatter-added the same way into dxᵀ;
   * one location's patch at a time, into a per-thread (K, N) buffer: never a patch array;
-  * the weights are used in their public layout (a reshape view, no copy); dy and y travel as
-    yᵀ (O, L, N), whose (O, N) slice at l BLAS reads or writes in place (leading dimension L·N);
+  * the weights are used in their public layout (a reshape view, no copy); y travels as yᵀ
+    (O, L, N), whose (O, N) slice at l BLAS writes in place (leading dimension L·N); dy is
+    transposed a block of _BLOCK locations at a time into a per-thread (_BLOCK, O, N) buffer
+    (or, for the weight gradient, whole);
   * forward with a tiny K (≤ 16: MNIST-LC layer 1, K = 9), where each location's product is too
     thin for BLAS, uses a direct Numba kernel instead (`_direct_forward`): the sum over k
     unrolled, vectorised over the batch, the weights broadcast; same layouts;
   * the whole op is ONE Numba function: its threads (Numba's OpenMP pool) split the locations
-    and the transposes' rows evenly and call OpenBLAS's cblas ?gemm and ?omatcopy themselves,
-    through ctypes, with BLAS single-threaded for the op (`_parallel`). A Python thread pool cost
+    and the transposes' rows evenly and call OpenBLAS's cblas ?gemm and ?omatcopy themselves
+    (`cblas`), with BLAS single-threaded for the op (`_parallel`). A Python thread pool cost
     50-90 µs per dispatch on this machine against 2-6 µs for a Numba parallel region, and an op
     needs three or four (docs/performance.md, fourth and fifth sessions).
 That needs the SciPy OpenBLAS build under NumPy (NumPy's own wheels), which exports those
@@ -34,17 +36,17 @@ Dtypes float32 and float64 (x and W alike) take these paths; anything else falls
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 
 import numba
 import numpy as np
 
-from . import lc_ref
+from . import cblas, lc_ref
+from .cblas import COL_MAJOR, NO_TRANS, ROW_MAJOR, TRANS
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-ROW_MAJOR, COL_MAJOR, NO_TRANS, TRANS = 101, 102, 111, 112          # CBLAS enums
+_BLOCK = 16       # locations whose dyᵀ or yᵀ one thread holds at a time
 
 
 # ----------------------------------------------------------------------------- per location
@@ -174,11 +176,11 @@ def _transposed(omatcopy, a, parts):
     R, S = a.shape
     lda = a.strides[0] // a.itemsize
     out = np.empty((S, R), dtype=a.dtype)
+    one = np.ones(1, dtype=a.dtype)[0]
     for t in numba.prange(parts):
         r0, r1 = _bounds(R, parts, t)
         if r1 > r0:
-            omatcopy(ROW_MAJOR, TRANS, r1 - r0, S, 1.0, a[r0].ctypes.data, lda,
-                     out[0, r0:].ctypes.data, R)
+            cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, r1 - r0, S, one, a[r0], lda, out[0, r0:], R)
     return out
 
 
@@ -190,13 +192,14 @@ def _forward(gemm, omatcopy, x, Wr, kh, kw, sh, sw, top, left, P, Q, parts):
     L, O, K = Wr.shape
     xt = _transposed(omatcopy, x.reshape(N, C * H * Wd), parts).reshape(C, H, Wd, N)
     yt = np.empty((O, L, N), dtype=x.dtype)
+    one, zero = np.ones(1, dtype=x.dtype)[0], np.zeros(1, dtype=x.dtype)[0]
     for t in numba.prange(parts):
         l0, l1 = _bounds(L, parts, t)
         pt = np.empty((C, kh, kw, N), dtype=x.dtype)
         for l in range(l0, l1):
             _gather(xt, pt, l // Q, l % Q, top, left, sh, sw)
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, O, N, K, 1.0, Wr[l].ctypes.data, K,
-                 pt.ctypes.data, N, 0.0, yt[0, l].ctypes.data, L * N)
+            cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, NO_TRANS, O, N, K, one, Wr[l], K, pt, N, zero,
+                       yt[0, l], L * N)
     return _transposed(omatcopy, yt.reshape(O * L, N), parts).reshape(N, O, P, Q)
 
 
@@ -206,7 +209,7 @@ def _backward_input(gemm, omatcopy, dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left,
     locations touch; the slabs are then summed (with one part, its slab is dxᵀ)."""
     N, O, P, Q = dy.shape
     L, _, K = Wr.shape
-    dyt = _transposed(omatcopy, dy.reshape(N, O * L), parts).reshape(O, L, N)
+    dyl = dy.reshape(N, O, L)
     h0 = np.zeros(parts, dtype=np.int64)
     span = H
     if parts > 1:
@@ -216,13 +219,21 @@ def _backward_input(gemm, omatcopy, dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left,
             h0[t] = max((l0 // Q) * sh - top, 0)
             span = max(span, min(((l1 - 1) // Q) * sh - top + kh, H) - h0[t])
     slabs = np.zeros((parts, C, span, Wd, N), dtype=dy.dtype)
+    one, zero = np.ones(1, dtype=dy.dtype)[0], np.zeros(1, dtype=dy.dtype)[0]
     for t in numba.prange(parts):
         l0, l1 = _bounds(L, parts, t)
         pt = np.empty((C, kh, kw, N), dtype=dy.dtype)
-        for l in range(l0, l1):
-            gemm(ROW_MAJOR, TRANS, NO_TRANS, K, N, O, 1.0, Wr[l].ctypes.data, K,
-                 dyt[0, l].ctypes.data, L * N, 0.0, pt.ctypes.data, N)
-            _scatter_add(pt, slabs[t], l // Q, l % Q, top, left, sh, sw, h0[t])
+        dyt = np.empty((_BLOCK, O, N), dtype=dy.dtype)
+        for lb in range(l0, l1, _BLOCK):
+            nb = min(_BLOCK, l1 - lb)
+            for o in range(O):                 # dyt[j, o, :] = dy[:, o, lb + j]
+                cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, nb, one, dyl[0, o, lb:], O * L,
+                               dyt[0, o], O * N)
+            for j in range(nb):
+                l = lb + j
+                cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[l], K, dyt[j], N,
+                           zero, pt, N)
+                _scatter_add(pt, slabs[t], l // Q, l % Q, top, left, sh, sw, h0[t])
     dxt = slabs[0]
     if parts > 1:
         dxt = np.zeros((C, H, Wd, N), dtype=dy.dtype)
@@ -248,54 +259,18 @@ def _backward_weight(gemm, omatcopy, x, dy, kh, kw, sh, sw, top, left, parts):
     xt = _transposed(omatcopy, x.reshape(N, C * H * Wd), parts).reshape(C, H, Wd, N)
     dyt = _transposed(omatcopy, dy.reshape(N, O * L), parts).reshape(O, L, N)
     dW = np.empty((L, O, K), dtype=x.dtype)
+    one, zero = np.ones(1, dtype=x.dtype)[0], np.zeros(1, dtype=x.dtype)[0]
     for t in numba.prange(parts):
         l0, l1 = _bounds(L, parts, t)
         pt = np.empty((C, kh, kw, N), dtype=x.dtype)
         for l in range(l0, l1):
             _gather(xt, pt, l // Q, l % Q, top, left, sh, sw)
-            gemm(COL_MAJOR, TRANS, NO_TRANS, K, O, N, 1.0, pt.ctypes.data, N,
-                 dyt[0, l].ctypes.data, L * N, 0.0, dW[l].ctypes.data, K)
+            cblas.gemm(gemm, COL_MAJOR, TRANS, NO_TRANS, K, O, N, one, pt, N, dyt[0, l], L * N,
+                       zero, dW[l], K)
     return dW
 
 
-# ----------------------------------------------------------------------------- OpenBLAS
-
-class _OpenBLAS:
-    """The SciPy OpenBLAS build that NumPy loaded (64-bit integers, `scipy_` prefix): its thread
-    count, and cblas ?gemm and ?omatcopy per dtype as ctypes functions Numba can call."""
-
-    def __init__(self, lib):
-        i32, i64, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
-        self.get_threads = lib.scipy_openblas_get_num_threads64_
-        self.get_threads.restype = ctypes.c_int
-        self.set_threads = lib.scipy_openblas_set_num_threads64_
-        self.set_threads.argtypes, self.set_threads.restype = [ctypes.c_int], None
-        self.gemm, self.omatcopy = {}, {}
-        for dtype, scalar, s in ((np.float32, ctypes.c_float, "s"), (np.float64, ctypes.c_double, "d")):
-            gemm = getattr(lib, f"scipy_cblas_{s}gemm64_")
-            gemm.argtypes = [i32, i32, i32, i64, i64, i64, scalar, ptr, i64, ptr, i64, scalar,
-                             ptr, i64]
-            omatcopy = getattr(lib, f"scipy_cblas_{s}omatcopy64_")
-            omatcopy.argtypes = [i32, i32, i64, i64, scalar, ptr, i64, ptr, i64]
-            gemm.restype = omatcopy.restype = None
-            self.gemm[np.dtype(dtype)], self.omatcopy[np.dtype(dtype)] = gemm, omatcopy
-
-
-@functools.lru_cache(maxsize=None)
-def _blas():
-    """The `_OpenBLAS` of this process, or None when NumPy's BLAS is another library."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            return _OpenBLAS(ctypes.CDLL(path))
-        except (OSError, AttributeError):
-            continue
-    return None
-
+# ----------------------------------------------------------------------------- the public ops
 
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -310,7 +285,7 @@ def _parallel(op):
 
     @functools.wraps(op)
     def call(*args):
-        blas = _blas()
+        blas = cblas.openblas()
         if blas is None:
             return op(None, 1, *args)
         threads = blas.get_threads()
