@@ -24,6 +24,7 @@ from functools import partial
 import numpy as np
 
 from lcengine.ops.host_memory import keep_freed_memory
+from lcengine.ops.host_threads import sleep_when_idle
 
 
 def timings(fn, repeats=5, warmup=1, cpu=None):
@@ -75,9 +76,10 @@ def matmul_peak_gflops(n=2048, repeats=5, dtype=np.float32, cpu=None):
 
 
 def machine():
-    """A short description of where the numbers were taken. It also sets glibc's malloc as a
-    training process has it (`keep_freed_memory`), so that the ops are timed without the page
-    faults glibc's default can add to every call."""
+    """A short description of where the numbers were taken. It also sets glibc's malloc and
+    OpenMP's idle threads as a training process has them (`keep_freed_memory`, `sleep_when_idle`),
+    so that the ops are timed without the page faults glibc's default can add to every call and
+    as they run in a training step, without a spinning thread waiting for the next region."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -88,7 +90,8 @@ def machine():
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": model, "cores": cores, "loadavg_1min": load, "numpy": np.__version__,
-            "python": platform.python_version(), "malloc_kept": keep_freed_memory()}
+            "python": platform.python_version(), "malloc_kept": keep_freed_memory(),
+            "omp_idle_threads_sleep": sleep_when_idle()}
 
 
 def emit(record, stream=None):

@@ -15,6 +15,7 @@ import numpy as np
 
 from .ops import FAMILIES
 from .ops.host_memory import keep_freed_memory
+from .ops.host_threads import sleep_when_idle
 
 DEVICES = ("cpu", "gpu")
 FACES = ("ref", "cpu", "cuda")
@@ -170,6 +171,7 @@ def get_backend(device: str = "cpu", kernels: str = "fast") -> Backend:
     else:
         xp, face = np, ("cpu" if kernels == "fast" else "ref")
         keep_freed_memory()        # NumPy's per-step temporaries: no page faults (host_memory)
+        sleep_when_idle()          # no OpenMP thread spinning between regions (host_threads)
     ops, used = _load_ops(face)
     name = device if kernels == "fast" else f"{device}-ref"
     return Backend(name=name, xp=xp, ops=ops, faces=used)
