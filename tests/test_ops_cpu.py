@@ -129,6 +129,21 @@ def test_under_another_blas(direction, case, monkeypatch):
                  what=f"another BLAS: {direction}")
 
 
+@pytest.mark.parametrize("parts", [3, 7])
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_more_parts_than_this_machine_has_cores(direction, parts, monkeypatch):
+    """Split into 3 or 7 parts (a bigger machine): parts that share input rows, and several
+    parts inside one output row (MNIST-LC layer 1 narrowed, and an 'valid' case whose last input
+    rows no window touches)."""
+    monkeypatch.setattr(lc_cpu, "_parts", lambda blas_threads: parts)
+    for case in (CASES[1], CASES[7], (3, 2, (4, 9), 3, (3, 2), (2, 2), "same")):
+        x, W, dy, stride, pads = _setup(case, np.float64, 14)
+        assert_close(_call(lc_cpu, direction, x, W, dy, stride, pads),
+                     _call(lc_ref, direction, x, W, dy, stride, pads), rtol=1e-10,
+                     atol=1e-12 * math.sqrt(_sum_length(direction, x, W)), seed=14,
+                     what=f"{parts} parts: {direction} {case}")
+
+
 @pytest.mark.parametrize("case", [0, 7, 9])
 def test_small_k_forward_by_blas_too(case, monkeypatch):
     """The shapes that take the direct forward kernel give the same through the BLAS path."""

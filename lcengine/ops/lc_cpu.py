@@ -11,24 +11,26 @@ Every output location l = (p, q) is one small matrix product with its own weight
     backward_weight  dW[l] (O, K)     = dyᵀ[:, l] (O, N) @ patch(l) (N, K)
 
 How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/performance.md):
-  * the input is re-laid once per call as xᵀ (C, H, W, N), batch innermost, so the patch column
-    (c, i, j) of location (p, q) is ONE contiguous run xᵀ[c, p·sh+i-top, q·sw+j-left, :] of N
-    numbers (zeros outside the input): gathering patchᵀ (K, N) is K short copies, never an
-    element-wise gather; its gradient is scatter-added the same way into dxᵀ;
+  * the input is re-laid as xᵀ (C, H, W, N), batch innermost, so the patch column (c, i, j) of
+    location (p, q) is ONE contiguous run xᵀ[c, p·sh+i-top, q·sw+j-left, :] of N numbers (zeros
+    outside the input): gathering patchᵀ (K, N) is K short copies, never an element-wise
+    gather; its gradient is scatter-added the same way into dxᵀ;
   * one location's patch at a time, into a per-thread (K, N) buffer: never a patch array;
-  * the weights are used in their public layout (a reshape view, no copy); y travels as yᵀ
+  * the weights are used in their public layout (a reshape view, no copy); y is computed as yᵀ
     (O, L, N), whose (O, N) slice at l BLAS writes in place (leading dimension L·N); dy is
     transposed a block of _BLOCK locations at a time into a per-thread (_BLOCK, O, N) buffer
-    (for MNIST-LC layer 1 that took its gradients from 1.3 to 0.8-0.9 ms; for y the same
-    measured no faster than one whole transpose);
+    (MNIST-LC layer 1's gradients: 1.3 → 0.8-0.9 ms against one whole transpose; for y the
+    same measured 7-9 % slower);
   * forward with a tiny K (≤ 16: MNIST-LC layer 1, K = 9), where each location's product is too
     thin for BLAS, uses a direct Numba kernel instead (`_direct_forward`): the sum over k
     unrolled, vectorised over the batch, the weights broadcast; same layouts;
-  * the whole op is ONE Numba function: its threads (Numba's OpenMP pool) split the locations
-    and the transposes' rows evenly and call OpenBLAS's cblas ?gemm and ?omatcopy themselves
-    (`cblas`), with BLAS single-threaded for the op (`_parallel`). A Python thread pool cost
-    50-90 µs per dispatch on this machine against 2-6 µs for a Numba parallel region, and an op
-    needs three or four (docs/performance.md, fourth and fifth sessions).
+  * the whole op is ONE Numba parallel region: the locations are split evenly between the
+    threads (Numba's OpenMP pool), and each thread transposes the input rows and the dy its
+    locations need, calls OpenBLAS's cblas ?gemm and ?omatcopy itself (`cblas`, BLAS
+    single-threaded for the op, `_parallel`) and writes its share of the result. Idle threads
+    sleep (`host_threads`), so each region costs a wake-up, 50-90 µs here; a Python thread pool
+    cost as much per dispatch, and an op needed three or four (docs/performance.md, fourth
+    and fifth sessions).
 That needs the SciPy OpenBLAS build under NumPy (NumPy's own wheels), which exports those
 symbols. Under another BLAS (Accelerate, MKL) the op runs on the calling thread, one output row
 at a time, as batched `np.matmul` calls (`_numpy_*`), and BLAS threads itself.
@@ -154,129 +156,160 @@ def _direct_forward(C, kh, kw):
                         dst[n] = s
 
     @numba.njit(parallel=True)
-    def op(omatcopy, x, Wr, sh, sw, top, left, P, Q, parts):
-        N, H, Wd = x.shape[0], x.shape[2], x.shape[3]
+    def op(omatcopy, x, Wr, sh, sw, top, left, Q, parts):
+        N, H = x.shape[0], x.shape[2]
         L, O = Wr.shape[0], Wr.shape[1]
-        xt = _transposed(omatcopy, x.reshape(N, C * H * Wd), parts).reshape(C, H, Wd, N)
         Np = -(-N // _NC) * _NC
         yt = np.empty((O, L, Np), dtype=x.dtype)
+        y = np.empty((N, O, L), dtype=x.dtype)
+        one = np.ones(1, dtype=x.dtype)[0]
         for t in numba.prange(parts):
             l0, l1 = _bounds(L, parts, t)
-            forward(xt, Wr, yt, Q, top, left, sh, sw, l0, l1)
-        return _transposed(omatcopy, yt.reshape(O * L, Np)[:, :N], parts).reshape(N, O, P, Q)
+            h0, h1 = _rows(l0, l1, Q, sh, top, kh, H)
+            forward(_x_rows(omatcopy, one, x, h0, h1), Wr, yt, Q, top + h0, left, sh, sw, l0, l1)
+            _y_from(omatcopy, one, yt, y, l0, l1)
+        return y
 
     return op
 
 
 # ----------------------------------------------------------------------------- the whole ops
+# Each op is one parallel region (a thread wake-up each, see host_threads): every part of the
+# locations transposes the input rows and the dy it needs itself, and writes its own share of
+# the result.
 
-@numba.njit(parallel=True, cache=True)
-def _transposed(omatcopy, a, parts):
-    """aᵀ (S, R) of a 2-D (R, S) with unit column stride (rows may be padded), the rows split
-    between `parts` threads, each one ?omatcopy."""
-    R, S = a.shape
-    lda = a.strides[0] // a.itemsize
-    out = np.empty((S, R), dtype=a.dtype)
-    one = np.ones(1, dtype=a.dtype)[0]
-    for t in numba.prange(parts):
-        r0, r1 = _bounds(R, parts, t)
-        if r1 > r0:
-            cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, r1 - r0, S, one, a[r0], lda, out[0, r0:], R)
-    return out
+@numba.njit(nogil=True, cache=True)
+def _rows(l0, l1, Q, sh, top, kh, H):
+    """The input rows [h0, h1) that the windows of locations [l0, l1) touch."""
+    return max((l0 // Q) * sh - top, 0), min(((l1 - 1) // Q) * sh - top + kh, H)
 
 
 @numba.njit(nogil=True, cache=True)
-def _transpose_block(omatcopy, one, dyl, dyt, lb, nb):
-    """dyt[j, o, :] = dy[:, o, lb + j] for the nb locations from lb (dy as (N, O, L))."""
-    N, O, L = dyl.shape
+def _x_rows(omatcopy, one, x, h0, h1):
+    """xᵀ (C, h1 - h0, W, N) of x's rows [h0, h1): one ?omatcopy per channel."""
+    N, C, H, Wd = x.shape
+    xt = np.empty((C, h1 - h0, Wd, N), dtype=x.dtype)
+    if h1 > h0:
+        for c in range(C):
+            cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, (h1 - h0) * Wd, one, x[0, c, h0],
+                           C * H * Wd, xt[c], N)
+    return xt
+
+
+@numba.njit(nogil=True, cache=True)
+def _y_from(omatcopy, one, yt, y, l0, l1):
+    """y[:, o, l0:l1] = yᵀ[o, l0:l1, :N]ᵀ for every o (yᵀ's batch may be padded)."""
+    N, O, L = y.shape
     for o in range(O):
-        cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, nb, one, dyl[0, o, lb:], O * L, dyt[0, o],
+        cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, l1 - l0, N, one, yt[o, l0], yt.shape[2],
+                       y[0, o, l0:], O * L)
+
+
+@numba.njit(nogil=True, cache=True)
+def _dy_block(omatcopy, one, dy, dyt, lb, nb):
+    """dyt[j, o, :] = dy[:, o, lb + j] for the nb locations from lb (dy as (N, O, L))."""
+    N, O, L = dy.shape
+    for o in range(O):
+        cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, nb, one, dy[0, o, lb:], O * L, dyt[0, o],
                        O * N)
 
 
 @numba.njit(parallel=True, cache=True)
-def _forward(gemm, omatcopy, x, Wr, kh, kw, sh, sw, top, left, P, Q, parts):
-    """y (N, O, P, Q): xᵀ; per location, gather the patch and yᵀ[:, l] = W[l] @ patchᵀ by
-    ?gemm, the locations split between the parts; then y from yᵀ (O, L, N)."""
+def _forward(gemm, omatcopy, x, Wr, kh, kw, sh, sw, top, left, Q, parts):
+    """y (N, O, L): per location, gather the patch and yᵀ[:, l] = W[l] @ patchᵀ by ?gemm into
+    yᵀ (O, L, N); then each part writes y[:, :, l0:l1] from its own locations. (Writing y a
+    block of 16 locations at a time, from a small buffer, measured 7-9 % slower: runs of 16
+    numbers instead of l1 - l0.)"""
     N, C, H, Wd = x.shape
     L, O, K = Wr.shape
-    xt = _transposed(omatcopy, x.reshape(N, C * H * Wd), parts).reshape(C, H, Wd, N)
     yt = np.empty((O, L, N), dtype=x.dtype)
+    y = np.empty((N, O, L), dtype=x.dtype)
     one, zero = np.ones(1, dtype=x.dtype)[0], np.zeros(1, dtype=x.dtype)[0]
     for t in numba.prange(parts):
         l0, l1 = _bounds(L, parts, t)
+        h0, h1 = _rows(l0, l1, Q, sh, top, kh, H)
+        xt = _x_rows(omatcopy, one, x, h0, h1)
         pt = np.empty((C, kh, kw, N), dtype=x.dtype)
         for l in range(l0, l1):
-            _gather(xt, pt, l // Q, l % Q, top, left, sh, sw)
+            _gather(xt, pt, l // Q, l % Q, top + h0, left, sh, sw)
             cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, NO_TRANS, O, N, K, one, Wr[l], K, pt, N, zero,
                        yt[0, l], L * N)
-    return _transposed(omatcopy, yt.reshape(O * L, N), parts).reshape(N, O, P, Q)
+        _y_from(omatcopy, one, yt, y, l0, l1)
+    return y
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_input(gemm, omatcopy, dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left, parts):
-    """dx (N, C, H, W). Each part scatter-adds into its own slab of dxᵀ, the input rows its
-    locations touch; the slabs are then summed (with one part, its slab is dxᵀ)."""
-    N, O, P, Q = dy.shape
-    L, _, K = Wr.shape
-    dyl = dy.reshape(N, O, L)
-    h0 = np.zeros(parts, dtype=np.int64)
-    span = H
-    if parts > 1:
-        span = 0
-        for t in range(parts):
-            l0, l1 = _bounds(L, parts, t)
-            h0[t] = max((l0 // Q) * sh - top, 0)
-            span = max(span, min(((l1 - 1) // Q) * sh - top + kh, H) - h0[t])
-    slabs = np.zeros((parts, C, span, Wd, N), dtype=dy.dtype)
+def _backward_input(gemm, omatcopy, dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left, Q, parts):
+    """dx (N, C, H, W) from dy (N, O, L). Each part scatter-adds into its own slab of dxᵀ, the
+    input rows [h0, h1) its locations touch, and writes the rows no other part touches into dx;
+    after the region the few rows two parts share are summed, and rows no window touches
+    zeroed."""
+    N, O, L = dy.shape
+    K = C * kh * kw
+    h0, h1 = np.empty(parts, dtype=np.int64), np.empty(parts, dtype=np.int64)
+    for t in range(parts):
+        h0[t], h1[t] = _rows(*_bounds(L, parts, t), Q, sh, top, kh, H)
+    slabs = np.empty((parts, C, (h1 - h0).max(), Wd, N), dtype=dy.dtype)
+    dx = np.empty((N, C, H, Wd), dtype=dy.dtype)
     one, zero = np.ones(1, dtype=dy.dtype)[0], np.zeros(1, dtype=dy.dtype)[0]
     for t in numba.prange(parts):
         l0, l1 = _bounds(L, parts, t)
+        slab = slabs[t]
+        slab[:] = 0
         pt = np.empty((C, kh, kw, N), dtype=dy.dtype)
         dyt = np.empty((_BLOCK, O, N), dtype=dy.dtype)
         for lb in range(l0, l1, _BLOCK):
             nb = min(_BLOCK, l1 - lb)
-            _transpose_block(omatcopy, one, dyl, dyt, lb, nb)
+            _dy_block(omatcopy, one, dy, dyt, lb, nb)
             for j in range(nb):
-                l = lb + j
-                cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[l], K, dyt[j], N,
-                           zero, pt, N)
-                _scatter_add(pt, slabs[t], l // Q, l % Q, top, left, sh, sw, h0[t])
-    dxt = slabs[0]
-    if parts > 1:
-        dxt = np.zeros((C, H, Wd, N), dtype=dy.dtype)
-        for r in numba.prange(C * H):
-            c, h = r // H, r % H
-            for t in range(parts):
-                if h0[t] <= h < h0[t] + span:
-                    src, dst = slabs[t, c, h - h0[t]], dxt[c, h]
-                    for w in range(Wd):
-                        for n in range(N):
-                            dst[w, n] += src[w, n]
-    return _transposed(omatcopy, dxt.reshape(C * H * Wd, N), parts).reshape(N, C, H, Wd)
+                cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[lb + j], K, dyt[j],
+                           N, zero, pt, N)
+                _scatter_add(pt, slab, (lb + j) // Q, (lb + j) % Q, top, left, sh, sw, h0[t])
+        e0 = h0[t] if t == 0 else max(h0[t], h1[t - 1])              # rows only this part
+        e1 = h1[t] if t == parts - 1 else min(h1[t], h0[t + 1])      # touches: [e0, e1)
+        if e1 > e0:
+            for c in range(C):
+                cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, (e1 - e0) * Wd, N, one,
+                               slab[c, e0 - h0[t]], N, dx[0, c, e0], C * H * Wd)
+    for h in range(H):
+        first, touching = 0, 0
+        for t in range(parts):
+            if h0[t] <= h < h1[t]:
+                if touching == 0:
+                    first = t
+                else:
+                    slabs[first, :, h - h0[first]] += slabs[t, :, h - h0[t]]
+                touching += 1
+        if touching == 0:
+            dx[:, :, h] = 0
+        elif touching > 1:
+            for c in range(C):
+                cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, Wd, N, one,
+                               slabs[first, c, h - h0[first]], N, dx[0, c, h], C * H * Wd)
+    return dx
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_weight(gemm, omatcopy, x, dy, kh, kw, sh, sw, top, left, parts):
-    """dW (L, O, K): per location, dW[l] = dyᵀ[:, l] @ patch(l), computed as the column-major
-    (K, O) product patchᵀ @ dy, which is the same memory (OpenBLAS ran that orientation 1.5-3×
-    faster on these thin shapes)."""
+def _backward_weight(gemm, omatcopy, x, dy, kh, kw, sh, sw, top, left, Q, parts):
+    """dW (L, O, K) from dy (N, O, L): per location, dW[l] = dyᵀ[:, l] @ patch(l), computed as
+    the column-major (K, O) product patchᵀ @ dy, which is the same memory (OpenBLAS ran that
+    orientation 1.5-3× faster on these thin shapes)."""
     N, C, H, Wd = x.shape
-    O, P, Q = dy.shape[1], dy.shape[2], dy.shape[3]
-    L, K = P * Q, C * kh * kw
-    xt = _transposed(omatcopy, x.reshape(N, C * H * Wd), parts).reshape(C, H, Wd, N)
-    dyl = dy.reshape(N, O, L)
+    O, L = dy.shape[1], dy.shape[2]
+    K = C * kh * kw
     dW = np.empty((L, O, K), dtype=x.dtype)
     one, zero = np.ones(1, dtype=x.dtype)[0], np.zeros(1, dtype=x.dtype)[0]
     for t in numba.prange(parts):
         l0, l1 = _bounds(L, parts, t)
+        h0, h1 = _rows(l0, l1, Q, sh, top, kh, H)
+        xt = _x_rows(omatcopy, one, x, h0, h1)
         pt = np.empty((C, kh, kw, N), dtype=x.dtype)
         dyt = np.empty((_BLOCK, O, N), dtype=x.dtype)
         for lb in range(l0, l1, _BLOCK):
             nb = min(_BLOCK, l1 - lb)
-            _transpose_block(omatcopy, one, dyl, dyt, lb, nb)
+            _dy_block(omatcopy, one, dy, dyt, lb, nb)
             for j in range(nb):
-                _gather(xt, pt, (lb + j) // Q, (lb + j) % Q, top, left, sh, sw)
+                _gather(xt, pt, (lb + j) // Q, (lb + j) % Q, top + h0, left, sh, sw)
                 cblas.gemm(gemm, COL_MAJOR, TRANS, NO_TRANS, K, O, N, one, pt, N, dyt[j], N, zero,
                            dW[lb + j], K)
     return dW
@@ -285,6 +318,11 @@ def _backward_weight(gemm, omatcopy, x, dy, kh, kw, sh, sw, top, left, parts):
 # ----------------------------------------------------------------------------- the public ops
 
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _parts(blas_threads):
+    """Parts to split an op into: the threads the caller lets BLAS and Numba have, one per core."""
+    return max(1, min(blas_threads, numba.get_num_threads(), _CORES))
 
 
 def _parallel(op):
@@ -301,7 +339,7 @@ def _parallel(op):
         if blas is None:
             return op(None, 1, *args)
         threads = blas.get_threads()
-        parts = max(1, min(threads, numba.get_num_threads(), _CORES))
+        parts = _parts(threads)
         if threads == 1:
             return op(blas, parts, *args)
         blas.set_threads(1)
@@ -337,10 +375,11 @@ def lc_forward(blas, parts, x, W, stride, pads):
     if blas is None:
         return _numpy_forward(x, Wr, kh, kw, *stride, top, left, P, Q)
     if C * kh * kw <= _DIRECT_MAX_K:
-        return _direct_forward(C, kh, kw)(blas.omatcopy[x.dtype], x, Wr, *stride, top, left, P, Q,
-                                          parts)
-    return _forward(blas.gemm[x.dtype], blas.omatcopy[x.dtype], x, Wr, kh, kw, *stride, top, left,
-                    P, Q, parts)
+        y = _direct_forward(C, kh, kw)(blas.omatcopy[x.dtype], x, Wr, *stride, top, left, Q, parts)
+    else:
+        y = _forward(blas.gemm[x.dtype], blas.omatcopy[x.dtype], x, Wr, kh, kw, *stride, top, left,
+                     Q, parts)
+    return y.reshape(N, O, P, Q)
 
 
 @_parallel
@@ -351,11 +390,11 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
     _, _, Ow, C, kh, kw = W.shape
     if Ow != O:
         raise ValueError(f"lc_backward_input: dy has {O} channels but W produces {Ow}")
-    args = (np.ascontiguousarray(dy), _weights(W), C, kh, kw, *in_hw, *stride, pads[0], pads[2])
+    dy, Wr = np.ascontiguousarray(dy), _weights(W)
     if blas is None:
-        return _numpy_backward_input(*args)
-    return _backward_input(blas.gemm[dy.dtype], blas.omatcopy[dy.dtype], *args,
-                           min(parts, P * Q))
+        return _numpy_backward_input(dy, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2])
+    return _backward_input(blas.gemm[dy.dtype], blas.omatcopy[dy.dtype], dy.reshape(N, O, P * Q),
+                           Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q))
 
 
 @_parallel
@@ -364,11 +403,12 @@ def lc_backward_weight(blas, parts, x, dy, kernel, stride, pads):
         return lc_ref.lc_backward_weight(x, dy, kernel, stride, pads)
     N, C, H, Wd = x.shape
     _, O, P, Q = dy.shape
-    args = (np.ascontiguousarray(x), np.ascontiguousarray(dy), *kernel, *stride, pads[0], pads[2])
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     if blas is None:
-        dW = _numpy_backward_weight(*args)
+        dW = _numpy_backward_weight(x, dy, *kernel, *stride, pads[0], pads[2])
     else:
-        dW = _backward_weight(blas.gemm[x.dtype], blas.omatcopy[x.dtype], *args,
+        dW = _backward_weight(blas.gemm[x.dtype], blas.omatcopy[x.dtype], x,
+                              dy.reshape(N, O, P * Q), *kernel, *stride, pads[0], pads[2], Q,
                               min(parts, P * Q))
     return dW.reshape(P, Q, O, C, *kernel)
 
