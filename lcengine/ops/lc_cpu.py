@@ -157,16 +157,14 @@ def _direct_forward(C, kh, kw):
 
     @numba.njit(parallel=True)
     def op(omatcopy, x, Wr, sh, sw, top, left, Q, parts):
-        N, H = x.shape[0], x.shape[2]
-        L, O = Wr.shape[0], Wr.shape[1]
+        N, L, O = x.shape[0], Wr.shape[0], Wr.shape[1]
         Np = -(-N // _NC) * _NC
         yt = np.empty((O, L, Np), dtype=x.dtype)
         y = np.empty((N, O, L), dtype=x.dtype)
         one = np.ones(1, dtype=x.dtype)[0]
         for t in numba.prange(parts):
-            l0, l1 = _bounds(L, parts, t)
-            h0, h1 = _rows(l0, l1, Q, sh, top, kh, H)
-            forward(_x_rows(omatcopy, one, x, h0, h1), Wr, yt, Q, top + h0, left, sh, sw, l0, l1)
+            l0, l1, h0, xt = _part_input(omatcopy, one, x, L, Q, sh, top, kh, parts, t)
+            forward(xt, Wr, yt, Q, top + h0, left, sh, sw, l0, l1)
             _y_from(omatcopy, one, yt, y, l0, l1)
         return y
 
@@ -197,6 +195,15 @@ def _x_rows(omatcopy, one, x, h0, h1):
 
 
 @numba.njit(nogil=True, cache=True)
+def _part_input(omatcopy, one, x, L, Q, sh, top, kh, parts, t):
+    """Part t's locations [l0, l1), the first input row h0 their windows touch, and xᵀ of the
+    rows they touch."""
+    l0, l1 = _bounds(L, parts, t)
+    h0, h1 = _rows(l0, l1, Q, sh, top, kh, x.shape[2])
+    return l0, l1, h0, _x_rows(omatcopy, one, x, h0, h1)
+
+
+@numba.njit(nogil=True, cache=True)
 def _y_from(omatcopy, one, yt, y, l0, l1):
     """y[:, o, l0:l1] = yᵀ[o, l0:l1, :N]ᵀ for every o (yᵀ's batch may be padded)."""
     N, O, L = y.shape
@@ -220,15 +227,13 @@ def _forward(gemm, omatcopy, x, Wr, kh, kw, sh, sw, top, left, Q, parts):
     yᵀ (O, L, N); then each part writes y[:, :, l0:l1] from its own locations. (Writing y a
     block of 16 locations at a time, from a small buffer, measured 7-9 % slower: runs of 16
     numbers instead of l1 - l0.)"""
-    N, C, H, Wd = x.shape
+    N, C = x.shape[0], x.shape[1]
     L, O, K = Wr.shape
     yt = np.empty((O, L, N), dtype=x.dtype)
     y = np.empty((N, O, L), dtype=x.dtype)
     one, zero = np.ones(1, dtype=x.dtype)[0], np.zeros(1, dtype=x.dtype)[0]
     for t in numba.prange(parts):
-        l0, l1 = _bounds(L, parts, t)
-        h0, h1 = _rows(l0, l1, Q, sh, top, kh, H)
-        xt = _x_rows(omatcopy, one, x, h0, h1)
+        l0, l1, h0, xt = _part_input(omatcopy, one, x, L, Q, sh, top, kh, parts, t)
         pt = np.empty((C, kh, kw, N), dtype=x.dtype)
         for l in range(l0, l1):
             _gather(xt, pt, l // Q, l % Q, top + h0, left, sh, sw)
@@ -294,15 +299,13 @@ def _backward_weight(gemm, omatcopy, x, dy, kh, kw, sh, sw, top, left, Q, parts)
     """dW (L, O, K) from dy (N, O, L): per location, dW[l] = dyᵀ[:, l] @ patch(l), computed as
     the column-major (K, O) product patchᵀ @ dy, which is the same memory (OpenBLAS ran that
     orientation 1.5-3× faster on these thin shapes)."""
-    N, C, H, Wd = x.shape
+    N, C = x.shape[0], x.shape[1]
     O, L = dy.shape[1], dy.shape[2]
     K = C * kh * kw
     dW = np.empty((L, O, K), dtype=x.dtype)
     one, zero = np.ones(1, dtype=x.dtype)[0], np.zeros(1, dtype=x.dtype)[0]
     for t in numba.prange(parts):
-        l0, l1 = _bounds(L, parts, t)
-        h0, h1 = _rows(l0, l1, Q, sh, top, kh, H)
-        xt = _x_rows(omatcopy, one, x, h0, h1)
+        l0, l1, h0, xt = _part_input(omatcopy, one, x, L, Q, sh, top, kh, parts, t)
         pt = np.empty((C, kh, kw, N), dtype=x.dtype)
         dyt = np.empty((_BLOCK, O, N), dtype=x.dtype)
         for lb in range(l0, l1, _BLOCK):
