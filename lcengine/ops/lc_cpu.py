@@ -49,7 +49,7 @@ from . import cblas, lc_ref
 from .cblas import COL_MAJOR, NO_TRANS, ROW_MAJOR, TRANS
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_BLOCK = 16       # locations whose dyᵀ or yᵀ one thread holds at a time
+_BLOCK = 16       # locations whose dyᵀ one thread holds at a time
 
 
 # ----------------------------------------------------------------------------- per location
@@ -62,7 +62,8 @@ def _bounds(total, parts, t):
 
 @numba.njit(nogil=True, cache=True)
 def _gather(xt, pt, p, q, top, left, sh, sw):
-    """pt[c, i, j, :] = xᵀ[c, p·sh + i - top, q·sw + j - left, :] (zeros outside the input)."""
+    """pt[c, i, j, :] = xᵀ[c, p·sh + i - top, q·sw + j - left, :] (zeros outside xᵀ). xᵀ may be
+    a slab of the input's rows from row h0: then `top` is the padding plus h0."""
     C, H, W, N = xt.shape
     kh, kw = pt.shape[1], pt.shape[2]
     for c in range(C):
@@ -80,14 +81,14 @@ def _gather(xt, pt, p, q, top, left, sh, sw):
 
 
 @numba.njit(nogil=True, cache=True)
-def _scatter_add(pt, dxt, p, q, top, left, sh, sw, h0):
-    """dxᵀ[c, p·sh + i - top - h0, q·sw + j - left, :] += pt[c, i, j, :] for the positions inside
-    the input (the rows of dxᵀ start at input row h0)."""
+def _scatter_add(pt, dxt, p, q, top, left, sh, sw):
+    """dxᵀ[c, p·sh + i - top, q·sw + j - left, :] += pt[c, i, j, :] for the positions inside dxᵀ,
+    which may be a slab as in `_gather`."""
     C, Hb, W, N = dxt.shape
     kh, kw = pt.shape[1], pt.shape[2]
     for c in range(C):
         for i in range(kh):
-            h = p * sh + i - top - h0
+            h = p * sh + i - top
             if h < 0 or h >= Hb:
                 continue
             for j in range(kw):
@@ -269,7 +270,7 @@ def _backward_input(gemm, omatcopy, dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left,
             for j in range(nb):
                 cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[lb + j], K, dyt[j],
                            N, zero, pt, N)
-                _scatter_add(pt, slab, (lb + j) // Q, (lb + j) % Q, top, left, sh, sw, h0[t])
+                _scatter_add(pt, slab, (lb + j) // Q, (lb + j) % Q, top + h0[t], left, sh, sw)
         e0 = h0[t] if t == 0 else max(h0[t], h1[t - 1])              # rows only this part
         e1 = h1[t] if t == parts - 1 else min(h1[t], h0[t + 1])      # touches: [e0, e1)
         if e1 > e0:
@@ -427,7 +428,7 @@ def _gather_row(xt, buf, p, top, left, sh, sw):
 @numba.njit(nogil=True, cache=True)
 def _scatter_add_row(buf, dxt, p, top, left, sh, sw):
     for q in range(buf.shape[0]):
-        _scatter_add(buf[q], dxt, p, q, top, left, sh, sw, 0)
+        _scatter_add(buf[q], dxt, p, q, top, left, sh, sw)
 
 
 def _batch_last(a):
