@@ -114,6 +114,8 @@ def test_channel_mismatch_is_named():
     x, W, dy, stride, pads = _setup(CASES[0], np.float32, 0)
     with pytest.raises(ValueError, match="lc_forward: x has 2 channels"):
         lc_cpu.lc_forward(np.concatenate([x, x], axis=1), W, stride, pads)
+    with pytest.raises(ValueError, match="lc_backward_input: dy has 3x3 locations but W has 3x4"):
+        lc_cpu.lc_backward_input(np.ascontiguousarray(dy[..., :3]), W, x.shape[2:], stride, pads)
 
 
 @pytest.mark.parametrize("case", [5, 9], ids=["blas", "direct-forward"])

@@ -375,7 +375,8 @@ def lc_forward(blas, parts, x, W, stride, pads):
     P, Q, O, Cw, kh, kw = W.shape
     if Cw != C:
         raise ValueError(f"lc_forward: x has {C} channels but W expects {Cw}")
-    x, Wr, top, left, parts = np.ascontiguousarray(x), _weights(W), pads[0], pads[2], min(parts, P * Q)
+    x, Wr, top, left = np.ascontiguousarray(x), _weights(W), pads[0], pads[2]
+    parts = min(parts, P * Q)
     if blas is None:
         return _numpy_forward(x, Wr, kh, kw, *stride, top, left, P, Q)
     if C * kh * kw <= _DIRECT_MAX_K:
@@ -394,6 +395,9 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
     _, _, Ow, C, kh, kw = W.shape
     if Ow != O:
         raise ValueError(f"lc_backward_input: dy has {O} channels but W produces {Ow}")
+    if W.shape[:2] != (P, Q):       # the kernels index W by dy's locations, unchecked
+        raise ValueError(f"lc_backward_input: dy has {P}x{Q} locations but W has "
+                         f"{W.shape[0]}x{W.shape[1]}")
     dy, Wr = np.ascontiguousarray(dy), _weights(W)
     if blas is None:
         return _numpy_backward_input(dy, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2])
@@ -437,7 +441,7 @@ def _batch_last(a):
 
 def _numpy_forward(x, Wr, kh, kw, sh, sw, top, left, P, Q):
     N, C = x.shape[:2]
-    L, O, K = Wr.shape
+    O, K = Wr.shape[1:]
     xt, buf = _batch_last(x), np.empty((Q, C, kh, kw, N), dtype=x.dtype)
     yt = np.empty((O, P, Q, N), dtype=x.dtype)
     for p in range(P):
