@@ -10,8 +10,8 @@ For each conv layer of mnist-conv and cifar-conv (batch 128) and layers 1 and 3 
      conv_ref — the reference is einsum over a sliding_window_view, what a NumPy user writes —
      timed once when it takes over a second;
   3. prints one JSON line: shape, ms, GFLOP/s with FLOPs = 2·N·P·Q·O·C·kh·kw, % of the float32
-     matmul peak measured at the start of the same run (same threads), and the speed-up over
-     conv_ref.
+     matmul peak measured just before the layer (same threads; `common.MatmulPeak`), and the
+     speed-up over conv_ref.
 The engine and this script call the same functions (`conv_cpu.conv_*`).
 """
 
@@ -69,17 +69,18 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=
         records.append(rec)
         common.emit(rec, stream)
 
-    peak = common.matmul_peak_gflops()
-    out({"kind": "machine", **common.machine(), "sgemm_gflops": round(peak, 1),
+    peak = common.MatmulPeak()
+    out({"kind": "machine", **common.machine(), "sgemm_gflops": round(peak.measure(), 1),
          "sgemm_shape": "2048x2048x2048", "timing": f"best of {repeats} after a warm-up call"})
     for net in nets:
         n = batch or DEFAULT_BATCH[net]
         for L in common.windowed_layers(net, n, "conv", DEFAULT_LAYERS.get(net)):
             x, K, dy = operands(L, n, np.random.default_rng(L["layer"]))
+            adjacent = peak.measure()
             for direction in common.DIRECTIONS:
                 err = check(L, direction, check_batch)
                 rec, sec, cpu = common.time_op(conv_cpu, "conv", direction, L, x, K, dy, repeats,
-                                               peak)
+                                               adjacent)
                 rec.update(err)
                 if reference:
                     fn = partial(common.call_direction, conv_ref, "conv", direction, L, x, K, dy)
@@ -89,9 +90,8 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, reference=True, stream=
                     rec["ref_ms"] = round(1e3 * min(base), 3)
                     rec["speedup_vs_ref"] = round(min(base) / min(sec), 2)
                 out(rec)
-    out({"kind": "peak", "sgemm_gflops_start": round(peak, 1),
-         "sgemm_gflops_end": round(common.matmul_peak_gflops(), 1),
-         "note": "percentages use the start figure"})
+    peak.measure()
+    out(peak.record())
     return records
 
 

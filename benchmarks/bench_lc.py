@@ -11,10 +11,12 @@ For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and e
      and PyTorch unfold + einsum when torch is importable (optional, never a dependency);
   3. prints one JSON line: shape, ms (best of --repeats, and the median), GFLOP/s with
      FLOPs = 2·N·P·Q·O·C·kh·kw, GB/s (operands crossing memory once), % of the float32 matmul
-     peak measured in the same run, and the speed-up over each baseline; also the same figures
+     peak measured just before the layer (`common.MatmulPeak`), and the speed-up over each
+     baseline; also the same figures
      from CPU time ("cpu_": FLOPs per CPU-second of our threads × cores, against the matmul's),
      which a shared, loaded machine disturbs far less than wall time;
-and per net one "total" line: all directions of all its LC layers together (Σ FLOPs / Σ time).
+and per net one "total" line: all directions of all its LC layers together (Σ FLOPs / Σ time),
+as % of the sgemm readings next to each op and of the best reading of the run.
 """
 
 from __future__ import annotations
@@ -146,9 +148,10 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
         common.emit(rec, stream)
 
     peak_cpu = []
-    peak = common.matmul_peak_gflops(cpu=peak_cpu)
+    common.matmul_peak_gflops(cpu=peak_cpu)                      # the CPU-time reference
+    peak = common.MatmulPeak()
     cores = common.machine()["cores"]
-    out({"kind": "machine", **common.machine(), "sgemm_gflops": round(peak, 1),
+    out({"kind": "machine", **common.machine(), "sgemm_gflops": round(peak.measure(), 1),
          "sgemm_gflops_per_cpu_s_x_cores": round(peak_cpu[0] * cores, 1),
          "sgemm_shape": "2048x2048x2048", "copy_gbs": round(common.copy_bandwidth_gbs(), 1),
          "timing": f"best of {repeats} after a warm-up call"})
@@ -160,9 +163,11 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
             rng = np.random.default_rng(L["layer"])
             x, W, dy = operands(L, n, rng, np.float32)
             flop = common.window_flops(L)
+            adjacent = peak.measure()
             for direction in common.DIRECTIONS:
                 err = check(L, direction, check_batch)
-                rec, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, x, W, dy, repeats, peak)
+                rec, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, x, W, dy, repeats,
+                                               adjacent)
                 rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
                 cpu_rate = flop / min(cpu) / 1e9 * cores             # cores to itself
                 rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)
@@ -180,24 +185,17 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                 results.append(rec)
                 out(rec)
             del x, W, dy
+    peak.measure()
     for net in nets:
         mine = [r for r in results if r["net"] == net]
         if mine:
             total_gflop = sum(r["gflop"] for r in mine)
-            total_s = sum(r["ms"] for r in mine) / 1e3
             total_cpu_s = sum(r["cpu_ms"] for r in mine) / 1e3
-            worst = min(mine, key=lambda r: r["gflops"])
             out({"kind": "total", "net": net, "batch": batch or DEFAULT_BATCH[net],
-                 "layers": sorted({r["layer"] for r in mine}), "ms": round(1e3 * total_s, 3),
-                 "gflops": round(total_gflop / total_s, 2),
-                 "pct_of_sgemm_peak": round(100 * total_gflop / total_s / peak, 1),
-                 "worst": f"layer {worst['layer']} {worst['direction']}",
-                 "worst_pct_of_sgemm_peak": worst["pct_of_sgemm_peak"],
+                 **common.totals(mine, peak),
                  "cpu_pct_of_sgemm": round(100 * total_gflop / total_cpu_s / peak_cpu[0], 1),
                  "cpu_worst_pct_of_sgemm": min(r["cpu_pct_of_sgemm"] for r in mine)})
-    out({"kind": "peak", "sgemm_gflops_start": round(peak, 1),
-         "sgemm_gflops_end": round(common.matmul_peak_gflops(), 1),
-         "note": "percentages use the start figure"})
+    out(peak.record())
     return records
 
 

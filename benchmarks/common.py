@@ -1,7 +1,9 @@
 """Helpers every lcengine benchmark shares: the machine's peak, timing, one JSON line per result.
 
 Method (the same for every benchmark, stated in docs/performance.md):
-  * peak = the best of several large float32 matmuls (NumPy's BLAS, all cores) in the same run;
+  * peak = the best of several large float32 matmuls (NumPy's BLAS, all cores), re-measured
+    before every layer (`MatmulPeak`): an op is compared with the reading next to it, and the
+    totals also with the best reading of the run;
   * a timed function is called once to warm up (compilation, page faults of reused buffers), then
     `repeats` times; we report the best (least disturbed by the other users of a shared machine)
     and the median;
@@ -73,6 +75,52 @@ def matmul_peak_gflops(n=2048, repeats=5, dtype=np.float32, cpu=None):
     if cpu is not None:
         cpu.append(2.0 * n ** 3 / min(cpu_s) / 1e9)
     return 2.0 * n ** 3 / best / 1e9
+
+
+class MatmulPeak:
+    """The float32 matmul peak, re-measured through a run: on the shared development machine the
+    2048³ sgemm moved between 85 and 166 GFLOP/s within minutes (sixth session), so one reading
+    at the start flattered or shamed every op after it. A benchmark calls `measure()` before
+    each layer and compares that layer's ops with the reading just before them (the machine as
+    it was then); its totals are also given against `best`, the highest reading of the run,
+    which can only lower a percentage."""
+
+    def __init__(self, repeats=3):
+        self.repeats = repeats
+        self.readings = []
+
+    def measure(self):
+        reading = matmul_peak_gflops(repeats=self.repeats)
+        self.readings.append(reading)
+        return reading
+
+    @property
+    def best(self):
+        return max(self.readings)
+
+    def record(self):
+        """The run's closing "peak" JSON line."""
+        return {"kind": "peak", "sgemm_gflops_readings": [round(r, 1) for r in self.readings],
+                "sgemm_gflops_best": round(self.best, 1),
+                "note": "an op's % uses the reading just before its layer; totals give both"}
+
+
+def totals(records, peak):
+    """The "total" figures of some op records (all directions of some layers together): time,
+    GFLOP/s, the worst layer-direction, and % of sgemm two ways: against the readings next to
+    each op (Σ FLOPs / Σ time × that reading: the share of what sgemm would have done in the
+    same time) and against the best reading of the run."""
+    flop = sum(r["gflop"] for r in records)
+    seconds = sum(r["ms"] for r in records) / 1e3
+    sgemm_equivalent = sum(r["ms"] / 1e3 * r["sgemm_gflops_adjacent"] for r in records)
+    worst = min(records, key=lambda r: r["gflops"])
+    return {"layers": sorted({r["layer"] for r in records}), "ms": round(1e3 * seconds, 3),
+            "gflops": round(flop / seconds, 2),
+            "pct_of_sgemm_peak": round(100 * flop / sgemm_equivalent, 1),
+            "pct_of_best_sgemm": round(100 * flop / seconds / peak.best, 1),
+            "worst": f"layer {worst['layer']} {worst['direction']}",
+            "worst_pct_of_sgemm_peak": worst["pct_of_sgemm_peak"],
+            "worst_pct_of_best_sgemm": round(100 * worst["gflops"] / peak.best, 1)}
 
 
 def machine():
@@ -166,7 +214,7 @@ def compare(got, ref, rtol, atol, what):
 def time_op(ops, family, direction, L, x, weights, dy, repeats, peak):
     """Time one direction of a windowed op through `ops`; returns (record, wall seconds, CPU
     seconds): the JSON line's shared fields — shape, ms, GFLOP/s (FLOPs = `window_flops`) and
-    % of the float32 matmul `peak` measured in the same run."""
+    % of `peak`, the float32 matmul GFLOP/s measured just before this layer."""
     cpu = []
     sec = timings(partial(call_direction, ops, family, direction, L, x, weights, dy), repeats,
                   cpu=cpu)
@@ -176,5 +224,6 @@ def time_op(ops, family, direction, L, x, weights, dy, repeats, peak):
               "shape": f"N{L['N']} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
                        f" k{L['kh']}x{L['kw']} s{L['sh']}",
               "dtype": str(x.dtype), **summary(sec, cpu), "gflop": flop / 1e9,
-              "gflops": round(gflops, 2), "pct_of_sgemm_peak": round(100 * gflops / peak, 1)}
+              "gflops": round(gflops, 2), "sgemm_gflops_adjacent": round(peak, 1),
+              "pct_of_sgemm_peak": round(100 * gflops / peak, 1)}
     return record, sec, cpu

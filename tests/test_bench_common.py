@@ -36,3 +36,31 @@ def test_compare_rejects_a_wrong_result_and_names_it():
     wrong[2, 1] += 1e-3
     with pytest.raises(AssertionError, match=r"op differs from the reference at \(2, 1\)"):
         common.compare(wrong, ref, rtol=1e-6, atol=1e-8, what="op")
+
+
+def test_totals_weigh_each_op_by_the_sgemm_reading_next_to_it():
+    ops = [{"layer": 1, "direction": "forward", "gflop": 1.0, "ms": 10.0, "gflops": 100.0,
+            "sgemm_gflops_adjacent": 100.0, "pct_of_sgemm_peak": 100.0},
+           {"layer": 2, "direction": "forward", "gflop": 1.0, "ms": 20.0, "gflops": 50.0,
+            "sgemm_gflops_adjacent": 200.0, "pct_of_sgemm_peak": 25.0}]
+    peak = common.MatmulPeak()
+    peak.readings = [100.0, 200.0]
+    total = common.totals(ops, peak)
+    # 2 GFLOP in 30 ms, where sgemm would have done 1 + 4 GFLOP
+    assert total["pct_of_sgemm_peak"] == 40.0
+    assert total["pct_of_best_sgemm"] == round(100 * (2 / 0.030) / 200, 1)
+    assert total["worst"] == "layer 2 forward" and total["worst_pct_of_best_sgemm"] == 25.0
+    assert peak.record()["sgemm_gflops_best"] == 200.0
+
+
+def test_bench_lc_prints_every_op_and_a_total_against_the_readings(capsys):
+    from benchmarks import bench_lc
+    records = bench_lc.run(("mnist-lc",), batch=2, repeats=1, check_batch=2, baselines=False)
+    ops = [r for r in records if r["kind"] == "op"]
+    assert len(ops) == 6 and all(r["max_abs_err"] < 1e-4 for r in ops)
+    peak = records[-1]
+    assert peak["kind"] == "peak" and len(peak["sgemm_gflops_readings"]) == 4  # start, 2 layers, end
+    assert {r["sgemm_gflops_adjacent"] for r in ops} <= set(peak["sgemm_gflops_readings"])
+    total = next(r for r in records if r["kind"] == "total")
+    assert total["pct_of_best_sgemm"] <= total["pct_of_sgemm_peak"] + 0.1
+    assert len(capsys.readouterr().out.splitlines()) == len(records)
