@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -174,11 +175,11 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                 rec["cpu_pct_of_sgemm"] = round(100 * cpu_rate / (peak_cpu[0] * cores), 1)
                 rec.update(err)
                 if baselines:
-                    base = _time_baseline(lambda: numpy_einsum(direction, L, x, W, dy), repeats)
+                    base = _time_baseline(partial(numpy_einsum, direction, L, x, W, dy), repeats)
                     rec["numpy_einsum_ms"] = round(1e3 * min(base), 3)
                     rec["speedup_vs_numpy_einsum"] = round(min(base) / min(sec), 2)
                 if have_torch:
-                    base = _time_baseline(lambda: torch_unfold(direction, L, x, W, dy), repeats)
+                    base = _time_baseline(partial(torch_unfold, direction, L, x, W, dy), repeats)
                     rec["torch_unfold_ms"] = round(1e3 * min(base), 3)
                     rec["torch_unfold_gflops"] = round(flop / min(base) / 1e9, 2)
                     rec["speedup_vs_torch_unfold"] = round(min(base) / min(sec), 2)

@@ -59,7 +59,8 @@ def test_bench_lc_prints_every_op_and_a_total_against_the_readings(capsys):
     ops = [r for r in records if r["kind"] == "op"]
     assert len(ops) == 6 and all(r["max_abs_err"] < 1e-4 for r in ops)
     peak = records[-1]
-    assert peak["kind"] == "peak" and len(peak["sgemm_gflops_readings"]) == 4  # start, 2 layers, end
+    assert peak["kind"] == "peak"
+    assert len(peak["sgemm_gflops_readings"]) == 4                    # start, 2 layers, end
     assert {r["sgemm_gflops_adjacent"] for r in ops} <= set(peak["sgemm_gflops_readings"])
     total = next(r for r in records if r["kind"] == "total")
     assert total["pct_of_best_sgemm"] <= total["pct_of_sgemm_peak"] + 0.1
