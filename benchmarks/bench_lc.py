@@ -12,9 +12,9 @@ For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and e
   3. prints one JSON line: shape, ms (best of --repeats, and the median), GFLOP/s with
      FLOPs = 2·N·P·Q·O·C·kh·kw, GB/s (operands crossing memory once), % of the float32 matmul
      peak measured just before the layer (`common.MatmulPeak`), and the speed-up over each
-     baseline; also the same figures
-     from CPU time ("cpu_": FLOPs per CPU-second of our threads × cores, against the matmul's),
-     which a shared, loaded machine disturbs far less than wall time;
+     baseline; also the same figures from CPU time ("cpu_": FLOPs per CPU-second of our
+     threads × cores, against the matmul's), which a shared, loaded machine disturbs far less
+     than wall time;
 and per net one "total" line: all directions of all its LC layers together (Σ FLOPs / Σ time),
 as % of the sgemm readings next to each op and of the best reading of the run.
 """
@@ -148,11 +148,11 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
         records.append(rec)
         common.emit(rec, stream)
 
-    peak_cpu = []
-    common.matmul_peak_gflops(cpu=peak_cpu)                      # the CPU-time reference
-    peak = common.MatmulPeak()
-    cores = common.machine()["cores"]
-    out({"kind": "machine", **common.machine(), "sgemm_gflops": round(peak.measure(), 1),
+    peak, peak_cpu = common.MatmulPeak(), []
+    first = peak.measure(cpu=peak_cpu)                # peak_cpu: the CPU-time reference
+    host = common.machine()
+    cores = host["cores"]
+    out({"kind": "machine", **host, "sgemm_gflops": round(first, 1),
          "sgemm_gflops_per_cpu_s_x_cores": round(peak_cpu[0] * cores, 1),
          "sgemm_shape": "2048x2048x2048", "copy_gbs": round(common.copy_bandwidth_gbs(), 1),
          "timing": f"best of {repeats} after a warm-up call"})

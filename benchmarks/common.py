@@ -89,8 +89,9 @@ class MatmulPeak:
         self.repeats = repeats
         self.readings = []
 
-    def measure(self):
-        reading = matmul_peak_gflops(repeats=self.repeats)
+    def measure(self, cpu=None):
+        """One more reading (GFLOP/s); `cpu` as in `matmul_peak_gflops`."""
+        reading = matmul_peak_gflops(repeats=self.repeats, cpu=cpu)
         self.readings.append(reading)
         return reading
 
@@ -102,25 +103,27 @@ class MatmulPeak:
         """The run's closing "peak" JSON line."""
         return {"kind": "peak", "sgemm_gflops_readings": [round(r, 1) for r in self.readings],
                 "sgemm_gflops_best": round(self.best, 1),
-                "note": "an op's % uses the reading just before its layer; totals give both"}
+                "note": "each op's % uses the reading taken just before its layer"}
 
 
 def totals(records, peak):
     """The "total" figures of some op records (all directions of some layers together): time,
-    GFLOP/s, the worst layer-direction, and % of sgemm two ways: against the readings next to
-    each op (Σ FLOPs / Σ time × that reading: the share of what sgemm would have done in the
-    same time) and against the best reading of the run."""
+    GFLOP/s, and % of sgemm two ways: against the readings next to each op (Σ FLOPs / Σ time ×
+    that reading: the share of what sgemm would have done in the same time) and against the
+    best reading of the run. The worst layer-direction is the lowest % next to its reading
+    (`worst`); against the best reading the slowest op is the worst, which may be another."""
     flop = sum(r["gflop"] for r in records)
     seconds = sum(r["ms"] for r in records) / 1e3
     sgemm_equivalent = sum(r["ms"] / 1e3 * r["sgemm_gflops_adjacent"] for r in records)
-    worst = min(records, key=lambda r: r["gflops"])
+    worst = min(records, key=lambda r: r["pct_of_sgemm_peak"])
     return {"layers": sorted({r["layer"] for r in records}), "ms": round(1e3 * seconds, 3),
             "gflops": round(flop / seconds, 2),
             "pct_of_sgemm_peak": round(100 * flop / sgemm_equivalent, 1),
             "pct_of_best_sgemm": round(100 * flop / seconds / peak.best, 1),
             "worst": f"layer {worst['layer']} {worst['direction']}",
             "worst_pct_of_sgemm_peak": worst["pct_of_sgemm_peak"],
-            "worst_pct_of_best_sgemm": round(100 * worst["gflops"] / peak.best, 1)}
+            "worst_pct_of_best_sgemm": round(100 * min(r["gflops"] for r in records) / peak.best,
+                                             1)}
 
 
 def machine():
