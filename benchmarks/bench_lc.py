@@ -17,6 +17,12 @@ For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and e
      than wall time;
 and per net one "total" line: all directions of all its LC layers together (Σ FLOPs / Σ time),
 as % of the sgemm readings next to each op and of the best reading of the run.
+
+Operands come in the memory order a training step gives each op (`--order training`, the
+default): the net's input batch-first, every other activation and every dy batch-last, as the
+fast faces return them and NumPy's elementwise ops keep them (`lc_cpu`, "Memory order").
+`--order batch-first` gives every op batch-first operands, so each op pays for its own
+transposes (the figures before the seventh session). Baselines always get batch-first arrays.
 """
 
 from __future__ import annotations
@@ -39,6 +45,25 @@ from lcengine.ops import lc_cpu, lc_ref              # noqa: E402  (after the pa
 NETS = ("mnist-lc", "cifar-lc", "imagenet-lc")
 DEFAULT_BATCH = {"mnist-lc": 128, "cifar-lc": 128, "imagenet-lc": 32}
 DEFAULT_LAYERS = {"imagenet-lc": (1, 3)}            # 1-based; others: every LC layer
+ORDERS = ("training", "batch-first")
+
+
+def batch_last(a):
+    """a's values in batch-last memory: a (N, ...) view of (..., N), as the fast faces return."""
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 0, -1)), -1, 0)
+
+
+def in_order(L, x, dy, order):
+    """(x, dy) in the memory order a training step gives layer L's ops (module docstring)."""
+    if order == "batch-first":
+        return x, dy
+    return (x if L["layer"] == 1 else batch_last(x)), batch_last(dy)
+
+
+def order_fields(L, order):
+    last = order == "training"
+    return {"x_order": "batch-last" if last and L["layer"] > 1 else "batch-first",
+            "dy_order": "batch-last" if last else "batch-first"}
 
 
 def operands(L, N, rng, dtype):
@@ -64,12 +89,14 @@ def sum_length(L, direction):
             "backward_weight": L["N"]}[direction]
 
 
-def check(L, direction, check_batch, dtype=np.float32):
-    """Fast face vs reference on this geometry; returns the error record, raises on failure."""
+def check(L, direction, check_batch, order="training", dtype=np.float32):
+    """Fast face (operands in `order`) vs reference on this geometry; returns the error record,
+    raises on failure."""
     rng = np.random.default_rng(1234 + L["layer"])
     x, W, dy = operands(L, min(L["N"], check_batch), rng, dtype)
-    got, ref = (common.call_direction(ops, "lc", direction, L, x, W, dy)
-                for ops in (lc_cpu, lc_ref))
+    xs, dys = in_order(L, x, dy, order)
+    got = common.call_direction(lc_cpu, "lc", direction, L, xs, W, dys)
+    ref = common.call_direction(lc_ref, "lc", direction, L, x, W, dy)
     rtol, atol = common.TOLERANCE[dtype]
     atol *= np.sqrt(sum_length(L, direction))
     what = f"lc_cpu.{direction} on {L['net']} layer {L['layer']}"
@@ -140,7 +167,7 @@ def _time_baseline(fn, repeats):
 # ----------------------------------------------------------------------------- driver
 
 def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=None,
-        stream=None):
+        order="training", stream=None):
     """Benchmark `nets`; prints JSON lines and returns them as dicts."""
     records = []
 
@@ -163,12 +190,14 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
         for L in common.windowed_layers(net, n, "lc", layers or DEFAULT_LAYERS.get(net)):
             rng = np.random.default_rng(L["layer"])
             x, W, dy = operands(L, n, rng, np.float32)
+            xs, dys = in_order(L, x, dy, order)
             flop = common.window_flops(L)
             adjacent = peak.measure()
             for direction in common.DIRECTIONS:
-                err = check(L, direction, check_batch)
-                rec, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, x, W, dy, repeats,
+                err = check(L, direction, check_batch, order)
+                rec, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, xs, W, dys, repeats,
                                                adjacent)
+                rec.update(order_fields(L, order))
                 rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
                 cpu_rate = flop / min(cpu) / 1e9 * cores             # cores to itself
                 rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)
@@ -185,7 +214,7 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                     rec["speedup_vs_torch_unfold"] = round(min(base) / min(sec), 2)
                 results.append(rec)
                 out(rec)
-            del x, W, dy
+            del x, W, dy, xs, dys
     peak.measure()
     for net in nets:
         mine = [r for r in results if r["net"] == net]
@@ -209,9 +238,12 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--check-batch", type=int, default=8)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--order", choices=ORDERS, default="training",
+                    help="operands' memory order (module docstring; default: training)")
     a = ap.parse_args(argv)
     layers = tuple(int(v) for v in a.layers.split(",")) if a.layers else None
-    run(tuple(a.net or NETS), a.batch, a.repeats, a.check_batch, not a.no_baselines, layers)
+    run(tuple(a.net or NETS), a.batch, a.repeats, a.check_batch, not a.no_baselines, layers,
+        a.order)
 
 
 if __name__ == "__main__":

@@ -49,11 +49,15 @@ def bench():
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also time NumPy einsum on sliding_window_view and PyTorch unfold+einsum "
                    "(when torch is importable).")
-def ops(nets, batch, layers, repeats, check_batch, baselines):
+@click.option("--order", type=click.Choice(["training", "batch-first"]), default="training",
+              show_default=True,
+              help="Operands' memory order: as a training step gives each op (the net's input "
+                   "batch-first, the rest batch-last), or all batch-first.")
+def ops(nets, batch, layers, repeats, check_batch, baselines, order):
     """The LC ops' fast CPU face on the paper's MNIST-LC, CIFAR-LC and ImageNet-LC layers."""
     bench_lc = _benchmark("bench_lc")
     chosen = tuple(int(v) for v in layers.split(",")) if layers else None
-    bench_lc.run(nets or bench_lc.NETS, batch, repeats, check_batch, baselines, chosen)
+    bench_lc.run(nets or bench_lc.NETS, batch, repeats, check_batch, baselines, chosen, order)
 
 
 @bench.command("train")

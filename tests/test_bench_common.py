@@ -65,3 +65,18 @@ def test_bench_lc_prints_every_op_and_a_total_against_the_readings(capsys):
     total = next(r for r in records if r["kind"] == "total")
     assert total["pct_of_best_sgemm"] <= total["pct_of_sgemm_peak"] + 0.1
     assert len(capsys.readouterr().out.splitlines()) == len(records)
+    orders = {(r["layer"], r["x_order"], r["dy_order"]) for r in ops}   # as training feeds them
+    assert orders == {(1, "batch-first", "batch-last"), (2, "batch-last", "batch-last")}
+
+
+def test_bench_lc_operands_in_training_order_hold_the_same_values():
+    from benchmarks import bench_lc
+    L = {"layer": 2}
+    x, dy = np.arange(24.0).reshape(2, 3, 2, 2), np.arange(16.0).reshape(2, 2, 2, 2)
+    xs, dys = bench_lc.in_order(L, x, dy, "training")
+    assert np.moveaxis(xs, 0, -1).flags.c_contiguous and np.moveaxis(dys, 0, -1).flags.c_contiguous
+    np.testing.assert_array_equal(xs, x)
+    np.testing.assert_array_equal(dys, dy)
+    first = bench_lc.in_order(L, x, dy, "batch-first")
+    assert first[0] is x and first[1] is dy
+    assert bench_lc.in_order({"layer": 1}, x, dy, "training")[0] is x

@@ -198,3 +198,17 @@ def test_transposed_layer_is_the_transposed_matrix(kind, case):
     expected = (y.reshape(batch, -1) @ M).reshape((batch,) + inverse.out_shape) + c
     assert_close(inverse.forward(y)[0], expected, rtol=1e-12, atol=1e-12, seed=70,
                  what="transposed forward vs M_Aᵀ y + c")
+
+
+def test_dense_input_gradient_keeps_the_inputs_memory_order():
+    """Below a Dense layer sits an LC layer whose fast CPU face returns batch-last activations
+    (ops/lc_cpu.py); dx comes back in that order, with the same values as for a batch-first x."""
+    layer, batch = _dense(4, 31)
+    x, r = _inputs(layer, batch, 31)
+    x_last = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 0, -1)), -1, 0)
+    da = r.reshape(batch, -1)
+    dx_first = layer.backward_input(da, layer.forward(x)[1])
+    dx_last = layer.backward_input(da, layer.forward(x_last)[1])
+    assert dx_first.flags.c_contiguous
+    assert np.moveaxis(dx_last, 0, -1).flags.c_contiguous
+    np.testing.assert_allclose(dx_last, dx_first, rtol=1e-12, atol=1e-12)

@@ -103,6 +103,38 @@ def test_strided_inputs_and_other_dtypes():
         np.testing.assert_array_equal(got, _call(lc_ref, direction, *half, stride, pads))
 
 
+def _batch_last(a):
+    """a's values in batch-last memory: a (N, C, H, W) view of (C, H, W, N), the ops' own output."""
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 0, -1)), -1, 0)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("case", [0, 5, 8, 9], ids=[IDS[i] for i in (0, 5, 8, 9)])
+def test_batch_last_operands_and_results(case, direction):
+    """x and dy in either memory order give the reference's values; y and dx come back with the
+    batch innermost (the order the next LC op reads without a transpose)."""
+    x, W, dy, stride, pads = _setup(CASES[case], np.float64, 21)
+    ref = _call(lc_ref, direction, x, W, dy, stride, pads)
+    for xs, dys in ((_batch_last(x), dy), (x, _batch_last(dy)), (_batch_last(x), _batch_last(dy))):
+        got = _call(lc_cpu, direction, xs, W, dys, stride, pads)
+        assert_close(got, ref, rtol=1e-10, atol=1e-12 * math.sqrt(_sum_length(direction, x, W)),
+                     seed=21, what=f"batch-last {direction} {CASES[case]}")
+        if direction != "backward_weight" and len(got) > 1:
+            assert got.strides[0] == got.itemsize, "the batch is not innermost"
+
+
+def test_chained_layers_stay_batch_last():
+    """Layer 2 reads layer 1's output in the memory it came in (no copy), and the values hold
+    through an elementwise op in between, as in training."""
+    x, W1, _, stride, pads = _setup(CASES[6], np.float64, 22)
+    h = np.tanh(lc_cpu.lc_forward(x, W1, stride, pads))
+    assert lc_cpu._memory(h)[1]
+    W2 = np.random.default_rng(23).standard_normal(W1.shape[:2] + (3, W1.shape[2], 3, 3))
+    assert_close(lc_cpu.lc_forward(h, W2, (1, 1), (1, 1, 1, 1)),
+                 lc_ref.lc_forward(np.ascontiguousarray(h), W2, (1, 1), (1, 1, 1, 1)),
+                 rtol=1e-10, atol=1e-11, seed=22, what="layer 2 on layer 1's output")
+
+
 def test_backend_picks_the_cpu_face():
     backend = get_backend("cpu")
     assert backend.faces["lc"] == "cpu"
@@ -125,10 +157,11 @@ def test_under_another_blas(direction, case, monkeypatch):
     from Numba, so the op runs row by row as batched np.matmul calls on the calling thread."""
     monkeypatch.setattr(cblas, "openblas", lambda: None)
     x, W, dy, stride, pads = _setup(CASES[case], np.float32, 11)
-    assert_close(_call(lc_cpu, direction, x, W, dy, stride, pads),
-                 _call(lc_ref, direction, x, W, dy, stride, pads), rtol=1e-4,
-                 atol=1e-5 * math.sqrt(_sum_length(direction, x, W)), seed=11,
-                 what=f"another BLAS: {direction}")
+    ref = _call(lc_ref, direction, x, W, dy, stride, pads)
+    for xs, dys in ((x, dy), (_batch_last(x), _batch_last(dy))):
+        assert_close(_call(lc_cpu, direction, xs, W, dys, stride, pads), ref, rtol=1e-4,
+                     atol=1e-5 * math.sqrt(_sum_length(direction, x, W)), seed=11,
+                     what=f"another BLAS: {direction}")
 
 
 @pytest.mark.parametrize("parts", [3, 7])

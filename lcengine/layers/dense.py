@@ -5,6 +5,12 @@ from __future__ import annotations
 from .base import Layer, size
 
 
+def _batch_last(x_flat):
+    """Whether x (N, n_in) is batch-last memory: the flattened view of what the windowed CPU
+    ops return (lcengine/ops/lc_cpu.py), which the layers below read fastest in that order."""
+    return x_flat.flags.f_contiguous and not x_flat.flags.c_contiguous
+
+
 class Dense(Layer):
     def __init__(self, in_shape, n_out, backend, rng, dtype="float32", out_shape=None):
         self.in_shape = tuple(in_shape) if not isinstance(in_shape, int) else (in_shape,)
@@ -29,7 +35,11 @@ class Dense(Layer):
 
     def backward_input(self, da, cache, weights=None):
         W = self.params["W"] if weights is None else weights
-        dx = da.reshape(da.shape[0], -1) @ W                           # (N, n_in)
+        da_flat = da.reshape(da.shape[0], -1)
+        if _batch_last(cache):            # keep x's memory order: (Wᵀ daᵀ)ᵀ is dx, batch last
+            dx = (W.T @ da_flat.T).T                                   # (N, n_in) view
+        else:
+            dx = da_flat @ W                                           # (N, n_in)
         return dx.reshape((da.shape[0],) + self.in_shape)
 
     def backward_weight(self, da, cache):
@@ -38,4 +48,5 @@ class Dense(Layer):
 
     def inverse(self, rng):
         W = self.params["W"]
-        return Dense(self.out_shape, None, self.backend, rng, dtype=W.dtype, out_shape=self.in_shape)
+        return Dense(self.out_shape, None, self.backend, rng, dtype=W.dtype,
+                     out_shape=self.in_shape)

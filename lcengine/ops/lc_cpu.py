@@ -10,27 +10,33 @@ Every output location l = (p, q) is one small matrix product with its own weight
     backward_input   patchᵀ-grad (K, N) = W[l]ᵀ (K, O) @ dyᵀ[:, l] (O, N), scatter-added
     backward_weight  dW[l] (O, K)     = dyᵀ[:, l] (O, N) @ patch(l) (N, K)
 
+Memory order. The ops accept x and dy in either order: batch first, or batch last, i.e. a
+(N, C, H, W) view of (C, H, W, N) memory. They return y and dx batch last, and NumPy's
+elementwise ops (bias, tanh, the rules' products) keep that order, so between LC layers the
+activations and their gradients stay batch-last and no layout change is left in the op (for
+MNIST-LC layer 1's forward, 0.37 → 0.25 ms; docs/performance.md, seventh session). Only a net's
+input arrives batch-first and is transposed.
+
 How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/performance.md):
-  * the input is re-laid as xᵀ (C, H, W, N), batch innermost, so the patch column (c, i, j) of
-    location (p, q) is ONE contiguous run xᵀ[c, p·sh+i-top, q·sw+j-left, :] of N numbers (zeros
-    outside the input): gathering patchᵀ (K, N) is K short copies, never an element-wise
-    gather; its gradient is scatter-added the same way into dxᵀ;
+  * batch innermost: with xᵀ (C, H, W, N) the patch column (c, i, j) of location (p, q) is ONE
+    contiguous run xᵀ[c, p·sh+i-top, q·sw+j-left, :] of N numbers (zeros outside the input):
+    gathering patchᵀ (K, N) is K short copies, never an element-wise gather; its gradient is
+    scatter-added the same way into dxᵀ. A batch-first x is transposed, by each thread for the
+    input rows its locations touch;
   * one location's patch at a time, into a per-thread (K, N) buffer: never a patch array;
   * the weights are used in their public layout (a reshape view, no copy); y is computed as yᵀ
-    (O, L, N), whose (O, N) slice at l BLAS writes in place (leading dimension L·N); dy is
-    transposed a block of _BLOCK locations at a time into a per-thread (_BLOCK, O, N) buffer
-    (MNIST-LC layer 1's gradients: 1.3 → 0.8-0.9 ms against one whole transpose; for y the
-    same measured 7-9 % slower);
+    (O, L, N), whose (O, N) slice at l BLAS writes in place (leading dimension L·N), and dyᵀ's
+    (O, N) slice at l is read in place the same way. A batch-first dy is transposed a block of
+    _BLOCK locations at a time into a per-thread (_BLOCK, O, N) buffer;
   * forward with a tiny K (≤ 16: MNIST-LC layer 1, K = 9), where each location's product is too
     thin for BLAS, uses a direct Numba kernel instead (`_direct_forward`): the sum over k
     unrolled, vectorised over the batch, the weights broadcast; same layouts;
   * the whole op is ONE Numba parallel region: the locations are split evenly between the
-    threads (Numba's OpenMP pool), and each thread transposes the input rows and the dy its
-    locations need, calls OpenBLAS's cblas ?gemm and ?omatcopy itself (`cblas`, BLAS
-    single-threaded for the op, `_parallel`) and writes its share of the result. Idle threads
-    sleep (`host_threads`), so each region costs a wake-up, 50-90 µs here; a Python thread pool
-    cost as much per dispatch, and an op needed three or four (docs/performance.md, fourth
-    and fifth sessions).
+    threads (Numba's OpenMP pool), and each thread transposes what it needs, calls OpenBLAS's
+    cblas ?gemm and ?omatcopy itself (`cblas`, BLAS single-threaded for the op, `_parallel`)
+    and writes its share of the result. Idle threads sleep (`host_threads`), so each region
+    costs a wake-up, 50-90 µs here; a Python thread pool cost as much per dispatch, and an op
+    needed three or four (docs/performance.md, fourth and fifth sessions).
 That needs the SciPy OpenBLAS build under NumPy (NumPy's own wheels), which exports those
 symbols. Under another BLAS (Accelerate, MKL) the op runs on the calling thread, one output row
 at a time, as batched `np.matmul` calls (`_numpy_*`), and BLAS threads itself.
@@ -157,25 +163,24 @@ def _direct_forward(C, kh, kw):
                         dst[n] = s
 
     @numba.njit(parallel=True)
-    def op(omatcopy, x, Wr, sh, sw, top, left, Q, parts):
-        N, L, O = x.shape[0], Wr.shape[0], Wr.shape[1]
+    def op(omatcopy, src, batch_last, N, Wr, sh, sw, top, left, Q, parts):
+        L, O = Wr.shape[0], Wr.shape[1]
         Np = -(-N // _NC) * _NC
-        yt = np.empty((O, L, Np), dtype=x.dtype)
-        y = np.empty((N, O, L), dtype=x.dtype)
-        one = np.ones(1, dtype=x.dtype)[0]
+        yt = np.empty((O, L, Np), dtype=src.dtype)
+        one = np.ones(1, dtype=src.dtype)[0]
         for t in numba.prange(parts):
-            l0, l1, h0, xt = _part_input(omatcopy, one, x, L, Q, sh, top, kh, parts, t)
+            l0, l1, h0, xt = _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts,
+                                         t)
             forward(xt, Wr, yt, Q, top + h0, left, sh, sw, l0, l1)
-            _y_from(omatcopy, one, yt, y, l0, l1)
-        return y
+        return yt
 
     return op
 
 
 # ----------------------------------------------------------------------------- the whole ops
 # Each op is one parallel region (a thread wake-up each, see host_threads): every part of the
-# locations transposes the input rows and the dy it needs itself, and writes its own share of
-# the result.
+# locations transposes the input rows and the dy it needs itself (if they came batch-first), and
+# writes its own share of the result.
 
 @numba.njit(nogil=True, cache=True)
 def _rows(l0, l1, Q, sh, top, kh, H):
@@ -196,87 +201,80 @@ def _x_rows(omatcopy, one, x, h0, h1):
 
 
 @numba.njit(nogil=True, cache=True)
-def _part_input(omatcopy, one, x, L, Q, sh, top, kh, parts, t):
-    """Part t's locations [l0, l1), the first input row h0 their windows touch, and xᵀ of the
-    rows they touch."""
+def _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts, t):
+    """Part t's locations [l0, l1), the first input row h0 of the xᵀ it gathers from, and that
+    xᵀ: the whole input if it came batch-last (src is then xᵀ itself), else the rows the part's
+    windows touch, transposed from src = x."""
     l0, l1 = _bounds(L, parts, t)
-    h0, h1 = _rows(l0, l1, Q, sh, top, kh, x.shape[2])
-    return l0, l1, h0, _x_rows(omatcopy, one, x, h0, h1)
+    if batch_last:
+        return l0, l1, 0, src
+    h0, h1 = _rows(l0, l1, Q, sh, top, kh, src.shape[2])
+    return l0, l1, h0, _x_rows(omatcopy, one, src, h0, h1)
 
 
 @numba.njit(nogil=True, cache=True)
-def _y_from(omatcopy, one, yt, y, l0, l1):
-    """y[:, o, l0:l1] = yᵀ[o, l0:l1, :N]ᵀ for every o (yᵀ's batch may be padded)."""
-    N, O, L = y.shape
+def _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb):
+    """(dyᵀ at location lb + j, its leading dimension) for j < nb: dyᵀ[:, l] (O, N) is a slice of
+    dsrc = dyᵀ (O, L, N) itself if dy came batch-last; else dyt[j, o, :] = dy[:, o, lb + j] is
+    transposed from dsrc = dy (N, O, L) into the per-thread block dyt first."""
+    if batch_last:
+        return dsrc[0, lb:lb + nb], dsrc.shape[1] * dsrc.shape[2]
+    N, O, L = dsrc.shape
     for o in range(O):
-        cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, l1 - l0, N, one, yt[o, l0], yt.shape[2],
-                       y[0, o, l0:], O * L)
-
-
-@numba.njit(nogil=True, cache=True)
-def _dy_block(omatcopy, one, dy, dyt, lb, nb):
-    """dyt[j, o, :] = dy[:, o, lb + j] for the nb locations from lb (dy as (N, O, L))."""
-    N, O, L = dy.shape
-    for o in range(O):
-        cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, nb, one, dy[0, o, lb:], O * L, dyt[0, o],
+        cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, nb, one, dsrc[0, o, lb:], O * L, dyt[0, o],
                        O * N)
+    return dyt[:nb, 0], N
 
 
 @numba.njit(parallel=True, cache=True)
-def _forward(gemm, omatcopy, x, Wr, kh, kw, sh, sw, top, left, Q, parts):
-    """y (N, O, L): per location, gather the patch and yᵀ[:, l] = W[l] @ patchᵀ by ?gemm into
-    yᵀ (O, L, N); then each part writes y[:, :, l0:l1] from its own locations. (Writing y a
-    block of 16 locations at a time, from a small buffer, measured 7-9 % slower: runs of 16
-    numbers instead of l1 - l0.)"""
-    N, C = x.shape[0], x.shape[1]
+def _forward(gemm, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, left, Q, parts):
+    """yᵀ (O, L, N): per location, gather the patch and yᵀ[:, l] = W[l] @ patchᵀ by ?gemm, which
+    writes the (O, N) slice in place (leading dimension L·N)."""
+    C = src.shape[0] if batch_last else src.shape[1]
     L, O, K = Wr.shape
-    yt = np.empty((O, L, N), dtype=x.dtype)
-    y = np.empty((N, O, L), dtype=x.dtype)
-    one, zero = np.ones(1, dtype=x.dtype)[0], np.zeros(1, dtype=x.dtype)[0]
+    yt = np.empty((O, L, N), dtype=src.dtype)
+    one, zero = np.ones(1, dtype=src.dtype)[0], np.zeros(1, dtype=src.dtype)[0]
     for t in numba.prange(parts):
-        l0, l1, h0, xt = _part_input(omatcopy, one, x, L, Q, sh, top, kh, parts, t)
-        pt = np.empty((C, kh, kw, N), dtype=x.dtype)
+        l0, l1, h0, xt = _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts, t)
+        pt = np.empty((C, kh, kw, N), dtype=src.dtype)
         for l in range(l0, l1):
             _gather(xt, pt, l // Q, l % Q, top + h0, left, sh, sw)
             cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, NO_TRANS, O, N, K, one, Wr[l], K, pt, N, zero,
                        yt[0, l], L * N)
-        _y_from(omatcopy, one, yt, y, l0, l1)
-    return y
+    return yt
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_input(gemm, omatcopy, dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left, Q, parts):
-    """dx (N, C, H, W) from dy (N, O, L). Each part scatter-adds into its own slab of dxᵀ, the
-    input rows [h0, h1) its locations touch, and writes the rows no other part touches into dx;
-    after the region the few rows two parts share are summed, and rows no window touches
-    zeroed."""
-    N, O, L = dy.shape
+def _backward_input(gemm, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, sh, sw, top, left,
+                    Q, parts):
+    """dxᵀ (C, H, W, N). Each part scatter-adds into its own slab of dxᵀ, the input rows
+    [h0, h1) its locations touch, and copies the rows no other part touches into dxᵀ; after
+    the region the few rows two parts share are summed, and rows no window touches zeroed."""
+    L, O = Wr.shape[0], Wr.shape[1]
     K = C * kh * kw
     h0, h1 = np.empty(parts, dtype=np.int64), np.empty(parts, dtype=np.int64)
     for t in range(parts):
         h0[t], h1[t] = _rows(*_bounds(L, parts, t), Q, sh, top, kh, H)
-    slabs = np.empty((parts, C, (h1 - h0).max(), Wd, N), dtype=dy.dtype)
-    dx = np.empty((N, C, H, Wd), dtype=dy.dtype)
-    one, zero = np.ones(1, dtype=dy.dtype)[0], np.zeros(1, dtype=dy.dtype)[0]
+    slabs = np.empty((parts, C, (h1 - h0).max(), Wd, N), dtype=dsrc.dtype)
+    dxt = np.empty((C, H, Wd, N), dtype=dsrc.dtype)
+    one, zero = np.ones(1, dtype=dsrc.dtype)[0], np.zeros(1, dtype=dsrc.dtype)[0]
     for t in numba.prange(parts):
         l0, l1 = _bounds(L, parts, t)
         slab = slabs[t]
         slab[:] = 0
-        pt = np.empty((C, kh, kw, N), dtype=dy.dtype)
-        dyt = np.empty((_BLOCK, O, N), dtype=dy.dtype)
+        pt = np.empty((C, kh, kw, N), dtype=dsrc.dtype)
+        dyt = np.empty((_BLOCK, O, N), dtype=dsrc.dtype)
         for lb in range(l0, l1, _BLOCK):
             nb = min(_BLOCK, l1 - lb)
-            _dy_block(omatcopy, one, dy, dyt, lb, nb)
+            rows, ld = _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb)
             for j in range(nb):
-                cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[lb + j], K, dyt[j],
-                           N, zero, pt, N)
+                cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[lb + j], K, rows[j],
+                           ld, zero, pt, N)
                 _scatter_add(pt, slab, (lb + j) // Q, (lb + j) % Q, top + h0[t], left, sh, sw)
         e0 = h0[t] if t == 0 else max(h0[t], h1[t - 1])              # rows only this part
         e1 = h1[t] if t == parts - 1 else min(h1[t], h0[t + 1])      # touches: [e0, e1)
         if e1 > e0:
-            for c in range(C):
-                cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, (e1 - e0) * Wd, N, one,
-                               slab[c, e0 - h0[t]], N, dx[0, c, e0], C * H * Wd)
+            dxt[:, e0:e1] = slab[:, e0 - h0[t]:e1 - h0[t]]
     for h in range(H):
         first, touching = 0, 0
         for t in range(parts):
@@ -287,35 +285,35 @@ def _backward_input(gemm, omatcopy, dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left,
                     slabs[first, :, h - h0[first]] += slabs[t, :, h - h0[t]]
                 touching += 1
         if touching == 0:
-            dx[:, :, h] = 0
+            dxt[:, h] = 0
         elif touching > 1:
-            for c in range(C):
-                cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, Wd, N, one,
-                               slabs[first, c, h - h0[first]], N, dx[0, c, h], C * H * Wd)
-    return dx
+            dxt[:, h] = slabs[first, :, h - h0[first]]
+    return dxt
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_weight(gemm, omatcopy, x, dy, kh, kw, sh, sw, top, left, Q, parts):
-    """dW (L, O, K) from dy (N, O, L): per location, dW[l] = dyᵀ[:, l] @ patch(l), computed as
-    the column-major (K, O) product patchᵀ @ dy, which is the same memory (OpenBLAS ran that
-    orientation 1.5-3× faster on these thin shapes)."""
-    N, C = x.shape[0], x.shape[1]
-    O, L = dy.shape[1], dy.shape[2]
+def _backward_weight(gemm, omatcopy, src, x_batch_last, dsrc, dy_batch_last, N, kh, kw, sh, sw,
+                     top, left, Q, parts):
+    """dW (L, O, K): per location, dW[l] = dyᵀ[:, l] @ patch(l), computed as the column-major
+    (K, O) product patchᵀ @ dy, which is the same memory (OpenBLAS ran that orientation 1.5-3×
+    faster on these thin shapes)."""
+    C = src.shape[0] if x_batch_last else src.shape[1]
+    O, L = (dsrc.shape[0], dsrc.shape[1]) if dy_batch_last else (dsrc.shape[1], dsrc.shape[2])
     K = C * kh * kw
-    dW = np.empty((L, O, K), dtype=x.dtype)
-    one, zero = np.ones(1, dtype=x.dtype)[0], np.zeros(1, dtype=x.dtype)[0]
+    dW = np.empty((L, O, K), dtype=src.dtype)
+    one, zero = np.ones(1, dtype=src.dtype)[0], np.zeros(1, dtype=src.dtype)[0]
     for t in numba.prange(parts):
-        l0, l1, h0, xt = _part_input(omatcopy, one, x, L, Q, sh, top, kh, parts, t)
-        pt = np.empty((C, kh, kw, N), dtype=x.dtype)
-        dyt = np.empty((_BLOCK, O, N), dtype=x.dtype)
+        l0, l1, h0, xt = _part_input(omatcopy, one, src, x_batch_last, L, Q, sh, top, kh, parts,
+                                     t)
+        pt = np.empty((C, kh, kw, N), dtype=src.dtype)
+        dyt = np.empty((_BLOCK, O, N), dtype=src.dtype)
         for lb in range(l0, l1, _BLOCK):
             nb = min(_BLOCK, l1 - lb)
-            _dy_block(omatcopy, one, dy, dyt, lb, nb)
+            rows, ld = _dy_block(omatcopy, one, dsrc, dy_batch_last, dyt, lb, nb)
             for j in range(nb):
                 _gather(xt, pt, (lb + j) // Q, (lb + j) % Q, top + h0, left, sh, sw)
-                cblas.gemm(gemm, COL_MAJOR, TRANS, NO_TRANS, K, O, N, one, pt, N, dyt[j], N, zero,
-                           dW[lb + j], K)
+                cblas.gemm(gemm, COL_MAJOR, TRANS, NO_TRANS, K, O, N, one, pt, N, rows[j], ld,
+                           zero, dW[lb + j], K)
     return dW
 
 
@@ -367,6 +365,21 @@ def _weights(W):
     return np.ascontiguousarray(W).reshape(P * Q, O, C * kh * kw)
 
 
+def _memory(a):
+    """(a's memory as a C-contiguous array, batch_last): aᵀ, the batch axis moved last, when a is
+    a view of such memory (what these ops return, and what NumPy's elementwise ops keep); else a
+    itself, made contiguous."""
+    at = np.moveaxis(a, 0, -1)
+    if at.flags.c_contiguous:
+        return at, True
+    return np.ascontiguousarray(a), False
+
+
+def _batch_first_view(at):
+    """The (N, ...) view of batch-last memory aᵀ (..., N): what the ops return."""
+    return np.moveaxis(at, -1, 0)
+
+
 @_parallel
 def lc_forward(blas, parts, x, W, stride, pads):
     if not _fast(x, W):
@@ -375,16 +388,18 @@ def lc_forward(blas, parts, x, W, stride, pads):
     P, Q, O, Cw, kh, kw = W.shape
     if Cw != C:
         raise ValueError(f"lc_forward: x has {C} channels but W expects {Cw}")
-    x, Wr, top, left = np.ascontiguousarray(x), _weights(W), pads[0], pads[2]
-    parts = min(parts, P * Q)
+    Wr, top, left = _weights(W), pads[0], pads[2]
     if blas is None:
         return _numpy_forward(x, Wr, kh, kw, *stride, top, left, P, Q)
+    src, batch_last = _memory(x)
+    parts = min(parts, P * Q)
     if C * kh * kw <= _DIRECT_MAX_K:
-        y = _direct_forward(C, kh, kw)(blas.omatcopy[x.dtype], x, Wr, *stride, top, left, Q, parts)
+        yt = _direct_forward(C, kh, kw)(blas.omatcopy[x.dtype], src, batch_last, N, Wr, *stride,
+                                        top, left, Q, parts)[:, :, :N]
     else:
-        y = _forward(blas.gemm[x.dtype], blas.omatcopy[x.dtype], x, Wr, kh, kw, *stride, top, left,
-                     Q, parts)
-    return y.reshape(N, O, P, Q)
+        yt = _forward(blas.gemm[x.dtype], blas.omatcopy[x.dtype], src, batch_last, N, Wr, kh, kw,
+                      *stride, top, left, Q, parts)
+    return _batch_first_view(yt.reshape(O, P, Q, N))
 
 
 @_parallel
@@ -398,11 +413,13 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
     if W.shape[:2] != (P, Q):       # the kernels index W by dy's locations, unchecked
         raise ValueError(f"lc_backward_input: dy has {P}x{Q} locations but W has "
                          f"{W.shape[0]}x{W.shape[1]}")
-    dy, Wr = np.ascontiguousarray(dy), _weights(W)
+    Wr = _weights(W)
     if blas is None:
         return _numpy_backward_input(dy, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2])
-    return _backward_input(blas.gemm[dy.dtype], blas.omatcopy[dy.dtype], dy.reshape(N, O, P * Q),
-                           Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q))
+    dsrc, batch_last = _locations(dy)
+    return _batch_first_view(_backward_input(
+        blas.gemm[dy.dtype], blas.omatcopy[dy.dtype], dsrc, batch_last, N, Wr, C, kh, kw, *in_hw,
+        *stride, pads[0], pads[2], Q, min(parts, P * Q)))
 
 
 @_parallel
@@ -411,14 +428,22 @@ def lc_backward_weight(blas, parts, x, dy, kernel, stride, pads):
         return lc_ref.lc_backward_weight(x, dy, kernel, stride, pads)
     N, C, H, Wd = x.shape
     _, O, P, Q = dy.shape
-    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     if blas is None:
         dW = _numpy_backward_weight(x, dy, *kernel, *stride, pads[0], pads[2])
     else:
-        dW = _backward_weight(blas.gemm[x.dtype], blas.omatcopy[x.dtype], x,
-                              dy.reshape(N, O, P * Q), *kernel, *stride, pads[0], pads[2], Q,
+        src, x_batch_last = _memory(x)
+        dsrc, dy_batch_last = _locations(dy)
+        dW = _backward_weight(blas.gemm[x.dtype], blas.omatcopy[x.dtype], src, x_batch_last,
+                              dsrc, dy_batch_last, N, *kernel, *stride, pads[0], pads[2], Q,
                               min(parts, P * Q))
     return dW.reshape(P, Q, O, C, *kernel)
+
+
+def _locations(dy):
+    """`_memory` of dy (N, O, P, Q) with the locations merged: dyᵀ (O, L, N) or dy (N, O, L)."""
+    dsrc, batch_last = _memory(dy)
+    N, O, P, Q = dy.shape
+    return dsrc.reshape((O, P * Q, N) if batch_last else (N, O, P * Q)), batch_last
 
 
 # ----------------------------------------------------------------------------- another BLAS
@@ -436,6 +461,7 @@ def _scatter_add_row(buf, dxt, p, top, left, sh, sw):
 
 
 def _batch_last(a):
+    """aᵀ, batch axis last: `_memory`'s view when a is batch-last memory, else a copy."""
     return np.ascontiguousarray(np.moveaxis(a, 0, -1))
 
 
@@ -447,7 +473,7 @@ def _numpy_forward(x, Wr, kh, kw, sh, sw, top, left, P, Q):
     for p in range(P):
         _gather_row(xt, buf, p, top, left, sh, sw)
         np.matmul(Wr[p * Q:(p + 1) * Q], buf.reshape(Q, K, N), out=yt[:, p].transpose(1, 0, 2))
-    return np.ascontiguousarray(np.moveaxis(yt, -1, 0))
+    return _batch_first_view(yt)
 
 
 def _numpy_backward_input(dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left):
@@ -458,7 +484,7 @@ def _numpy_backward_input(dy, Wr, C, kh, kw, H, Wd, sh, sw, top, left):
         np.matmul(Wr[p * Q:(p + 1) * Q].transpose(0, 2, 1), dyt[:, p].transpose(1, 0, 2),
                   out=buf.reshape(Q, -1, N))
         _scatter_add_row(buf, dxt, p, top, left, sh, sw)
-    return np.ascontiguousarray(np.moveaxis(dxt, -1, 0))
+    return _batch_first_view(dxt)
 
 
 def _numpy_backward_weight(x, dy, kh, kw, sh, sw, top, left):

@@ -29,7 +29,9 @@ def _tanh_regression(h, t, two_over_n, grad):
 
 
 def _flat(arrays, what):
-    """Contiguous 1-D views of same-shape arrays in their common float dtype."""
+    """1-D views of same-shape arrays in their common float dtype, all in the memory order of the
+    first (the LC faces' batch-last activations stay uncopied), and a result array of that
+    order. An array in another order or dtype is copied into the first's order."""
     shape = arrays[0].shape
     for a in arrays[1:]:
         if a.shape != shape:
@@ -37,20 +39,31 @@ def _flat(arrays, what):
     dtype = np.result_type(*arrays)
     if dtype not in (np.float32, np.float64):
         dtype = np.dtype(np.float64)
-    return [np.ascontiguousarray(a, dtype=dtype).reshape(-1) for a in arrays], shape, dtype
+    result = np.empty_like(arrays[0], dtype=dtype)           # the first's axis order, compact
+    flats = []
+    for a in arrays:
+        if a.dtype != dtype or a.strides != result.strides:
+            a = _copy_into(np.empty_like(result), a)
+        flats.append(a.ravel(order="K"))
+    return flats, result
+
+
+def _copy_into(out, a):
+    out[...] = a
+    return out
 
 
 def difference_target(h, a_rec, a_hat_rec):
-    (h1, r1, hr1), shape, dtype = _flat((h, a_rec, a_hat_rec), "difference_target")
-    out = np.tanh(hr1)                                                  # g(ĥ_{l+1})
-    out -= np.tanh(r1)                                                  #  − g(h_{l+1})
-    out += h1                                                           #  + h_l
-    return out.reshape(shape)
+    (h1, r1, hr1), out = _flat((h, a_rec, a_hat_rec), "difference_target")
+    flat = out.ravel(order="K")                                        # a view of out
+    np.tanh(hr1, out=flat)                                             # g(ĥ_{l+1})
+    flat -= np.tanh(r1)                                                #  − g(h_{l+1})
+    flat += h1                                                         #  + h_l
+    return out
 
 
 def tanh_regression(h, t):
-    (h1, t1), shape, dtype = _flat((h, t), "tanh_regression")
-    n = shape[0]
-    grad = np.empty(h1.size, dtype=dtype)
-    loss = _tanh_regression(h1, t1, dtype.type(2.0 / n), grad)
-    return float(loss) / n, grad.reshape(shape)
+    (h1, t1), grad = _flat((h, t), "tanh_regression")
+    n = h.shape[0]
+    loss = _tanh_regression(h1, t1, grad.dtype.type(2.0 / n), grad.ravel(order="K"))
+    return float(loss) / n, grad
