@@ -214,9 +214,10 @@ def _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts, t):
 
 @numba.njit(nogil=True, cache=True)
 def _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb):
-    """(dyᵀ at location lb + j, its leading dimension) for j < nb: dyᵀ[:, l] (O, N) is a slice of
-    dsrc = dyᵀ (O, L, N) itself if dy came batch-last; else dyt[j, o, :] = dy[:, o, lb + j] is
-    transposed from dsrc = dy (N, O, L) into the per-thread block dyt first."""
+    """(rows, ld): dyᵀ[:, l] (O, N) of location l = lb + j starts at rows[j], with leading
+    dimension ld, for j < nb. If dy came batch-last, dsrc is dyᵀ (O, L, N) and these are slices
+    of it; else dsrc is dy (N, O, L), and the block is transposed into the per-thread buffer
+    dyt[j, o, :] = dy[:, o, lb + j] first."""
     if batch_last:
         return dsrc[0, lb:lb + nb], dsrc.shape[1] * dsrc.shape[2]
     N, O, L = dsrc.shape
