@@ -116,15 +116,16 @@ _NC = 64             # images per chunk of the direct kernel (a compile-time con
 def _direct_forward(C, kh, kw):
     """The forward for one (C, kh, kw) with K = C·kh·kw ≤ _DIRECT_MAX_K: `_forward` with this
     kernel on each part of the locations, yᵀ[o, l, n] = Σ_k W[l, o, k] · patch[k, n], into yᵀ
-    (O, L, the batch padded to whole chunks). Per location and chunk of _NC images the patch is
-    copied into a (K, _NC) buffer (zeros past the batch and outside the input); with K a
-    compile-time constant (a closure variable, so one compilation per shape, not cached on disk)
-    the sum over k unrolls and LLVM vectorises the loop over the chunk's images, each weight a
-    broadcast scalar: no per-location GEMM call and no packing. Inner loops index 1-D slices from
-    0: with an offset index (n0 + n) Numba's negative-index wraparound turned the vector loads
-    and stores into gathers and scatters (2.5× slower). It is not one more kernel of `_forward`:
-    called through a wrapper that took the ?gemm pointer too, it ran 30-50 % slower (measured
-    in the fifth session; the cause was not pinned down)."""
+    (O, L, the batch padded to whole chunks; `lc_forward` returns the view of the first N, and
+    the elementwise ops after it make compact batch-last arrays). Per location and chunk of _NC
+    images the patch is copied into a (K, _NC) buffer (zeros past the batch and outside the
+    input); with K a compile-time constant (a closure variable, so one compilation per shape,
+    not cached on disk) the sum over k unrolls and LLVM vectorises the loop over the chunk's
+    images, each weight a broadcast scalar: no per-location GEMM call and no packing. Inner
+    loops index 1-D slices from 0: with an offset index (n0 + n) Numba's negative-index
+    wraparound turned the vector loads and stores into gathers and scatters (2.5× slower). It
+    is not one more kernel of `_forward`: called through a wrapper that took the ?gemm pointer
+    too, it ran 30-50 % slower (measured in the fifth session; the cause was not pinned down)."""
     K = C * kh * kw
 
     @numba.njit(nogil=True)
