@@ -22,6 +22,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import lcengine  # noqa: F401  (first: it sets OpenBLAS's idle timeout before NumPy loads it)
 import numpy as np
 
 if __package__ in (None, ""):                       # run as a script: make the repo importable

@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import lcengine  # noqa: F401  (first: it sets OpenBLAS's idle timeout before NumPy loads it)
 import numpy as np
 
 if __package__ in (None, ""):                       # run as a script: make the repo importable
