@@ -371,7 +371,7 @@ def _memory(a):
     """(a's memory as a C-contiguous array, batch_last): aᵀ, the batch axis moved last, when a is
     a view of such memory (what these ops return, and what NumPy's elementwise ops keep); else a
     itself, made contiguous."""
-    at = np.moveaxis(a, 0, -1)
+    at = a.transpose(*range(1, a.ndim), 0)          # not np.moveaxis: 0.3 µs against 5
     if at.flags.c_contiguous:
         return at, True
     return np.ascontiguousarray(a), False
@@ -379,7 +379,7 @@ def _memory(a):
 
 def _batch_first_view(at):
     """The (N, ...) view of batch-last memory aᵀ (..., N): what the ops return."""
-    return np.moveaxis(at, -1, 0)
+    return at.transpose(at.ndim - 1, *range(at.ndim - 1))
 
 
 @_parallel
