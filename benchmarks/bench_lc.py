@@ -49,22 +49,17 @@ DEFAULT_LAYERS = {"imagenet-lc": (1, 3)}            # 1-based; others: every LC 
 ORDERS = ("training", "batch-first")
 
 
-def batch_last(a):
-    """a's values in batch-last memory: a (N, ...) view of (..., N), as the fast faces return."""
-    return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 0, -1)), -1, 0)
-
-
 def in_order(L, x, dy, order):
     """(x, dy) in the memory order a training step gives layer L's ops (module docstring)."""
     if order == "batch-first":
         return x, dy
-    return (x if L["layer"] == 1 else batch_last(x)), batch_last(dy)
+    return (x if L["layer"] == 1 else lc_cpu.batch_last(x)), lc_cpu.batch_last(dy)
 
 
-def order_fields(L, order):
-    last = order == "training"
-    return {"x_order": "batch-last" if last and L["layer"] > 1 else "batch-first",
-            "dy_order": "batch-last" if last else "batch-first"}
+def order_fields(x, dy):
+    """The memory order of the operands an op line was timed with."""
+    name = {True: "batch-last", False: "batch-first"}
+    return {"x_order": name[lc_cpu.is_batch_last(x)], "dy_order": name[lc_cpu.is_batch_last(dy)]}
 
 
 def operands(L, N, rng, dtype):
@@ -198,7 +193,7 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                 err = check(L, direction, check_batch, order)
                 rec, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, xs, W, dys, repeats,
                                                adjacent)
-                rec.update(order_fields(L, order))
+                rec.update(order_fields(xs, dys))
                 rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
                 cpu_rate = flop / min(cpu) / 1e9 * cores             # cores to itself
                 rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)

@@ -22,7 +22,7 @@ def test_windowed_layers_match_the_built_networks(net, kind):
         per_example = L["P"] * L["Q"] * L["O"] * L["C"] * L["kh"] * L["kw"]
         assert common.window_flops(L) == 2 * 7 * per_example
         if kind == "lc":
-            assert per_example == row.n_weights                       # every LC weight used once per image
+            assert per_example == row.n_weights        # every LC weight used once per image
 
 
 def test_layer_selection_is_one_based():
@@ -71,10 +71,11 @@ def test_bench_lc_prints_every_op_and_a_total_against_the_readings(capsys):
 
 def test_bench_lc_operands_in_training_order_hold_the_same_values():
     from benchmarks import bench_lc
+    from lcengine.ops import lc_cpu
     L = {"layer": 2}
     x, dy = np.arange(24.0).reshape(2, 3, 2, 2), np.arange(16.0).reshape(2, 2, 2, 2)
     xs, dys = bench_lc.in_order(L, x, dy, "training")
-    assert np.moveaxis(xs, 0, -1).flags.c_contiguous and np.moveaxis(dys, 0, -1).flags.c_contiguous
+    assert lc_cpu.is_batch_last(xs) and lc_cpu.is_batch_last(dys)
     np.testing.assert_array_equal(xs, x)
     np.testing.assert_array_equal(dys, dy)
     first = bench_lc.in_order(L, x, dy, "batch-first")

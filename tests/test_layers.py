@@ -8,6 +8,7 @@ from gradcheck import assert_close, check_directional
 
 from lcengine.backend import get_backend
 from lcengine.layers import Conv2D, Dense, LocallyConnected2D, TransposedConv2D, TransposedLC
+from lcengine.ops import lc_cpu
 
 BACKEND = get_backend("cpu", kernels="ref")
 
@@ -205,10 +206,10 @@ def test_dense_input_gradient_keeps_the_inputs_memory_order():
     (ops/lc_cpu.py); dx comes back in that order, with the same values as for a batch-first x."""
     layer, batch = _dense(4, 31)
     x, r = _inputs(layer, batch, 31)
-    x_last = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 0, -1)), -1, 0)
+    x_last = lc_cpu.batch_last(x)
     da = r.reshape(batch, -1)
     dx_first = layer.backward_input(da, layer.forward(x)[1])
     dx_last = layer.backward_input(da, layer.forward(x_last)[1])
     assert dx_first.flags.c_contiguous
-    assert np.moveaxis(dx_last, 0, -1).flags.c_contiguous
+    assert lc_cpu.is_batch_last(dx_last)
     np.testing.assert_allclose(dx_last, dx_first, rtol=1e-12, atol=1e-12)

@@ -103,11 +103,6 @@ def test_strided_inputs_and_other_dtypes():
         np.testing.assert_array_equal(got, _call(lc_ref, direction, *half, stride, pads))
 
 
-def _batch_last(a):
-    """a's values in batch-last memory: a (N, C, H, W) view of (C, H, W, N), the ops' own output."""
-    return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 0, -1)), -1, 0)
-
-
 @pytest.mark.parametrize("direction", DIRECTIONS)
 @pytest.mark.parametrize("case", [0, 5, 8, 9], ids=[IDS[i] for i in (0, 5, 8, 9)])
 def test_batch_last_operands_and_results(case, direction):
@@ -115,7 +110,8 @@ def test_batch_last_operands_and_results(case, direction):
     batch innermost (the order the next LC op reads without a transpose)."""
     x, W, dy, stride, pads = _setup(CASES[case], np.float64, 21)
     ref = _call(lc_ref, direction, x, W, dy, stride, pads)
-    for xs, dys in ((_batch_last(x), dy), (x, _batch_last(dy)), (_batch_last(x), _batch_last(dy))):
+    x_last, dy_last = lc_cpu.batch_last(x), lc_cpu.batch_last(dy)
+    for xs, dys in ((x_last, dy), (x, dy_last), (x_last, dy_last)):
         got = _call(lc_cpu, direction, xs, W, dys, stride, pads)
         assert_close(got, ref, rtol=1e-10, atol=1e-12 * math.sqrt(_sum_length(direction, x, W)),
                      seed=21, what=f"batch-last {direction} {CASES[case]}")
@@ -128,7 +124,7 @@ def test_chained_layers_stay_batch_last():
     through an elementwise op in between, as in training."""
     x, W1, _, stride, pads = _setup(CASES[6], np.float64, 22)
     h = np.tanh(lc_cpu.lc_forward(x, W1, stride, pads))
-    assert lc_cpu._memory(h)[1]
+    assert lc_cpu.is_batch_last(h)
     W2 = np.random.default_rng(23).standard_normal(W1.shape[:2] + (3, W1.shape[2], 3, 3))
     assert_close(lc_cpu.lc_forward(h, W2, (1, 1), (1, 1, 1, 1)),
                  lc_ref.lc_forward(np.ascontiguousarray(h), W2, (1, 1), (1, 1, 1, 1)),
@@ -148,6 +144,8 @@ def test_channel_mismatch_is_named():
         lc_cpu.lc_forward(np.concatenate([x, x], axis=1), W, stride, pads)
     with pytest.raises(ValueError, match="lc_backward_input: dy has 3x3 locations but W has 3x4"):
         lc_cpu.lc_backward_input(np.ascontiguousarray(dy[..., :3]), W, x.shape[2:], stride, pads)
+    with pytest.raises(ValueError, match="lc_backward_weight: x has 1 images but dy has 2"):
+        lc_cpu.lc_backward_weight(x, np.concatenate([dy, dy]), W.shape[4:], stride, pads)
 
 
 @pytest.mark.parametrize("case", [5, 9], ids=["blas", "direct-forward"])
@@ -158,7 +156,7 @@ def test_under_another_blas(direction, case, monkeypatch):
     monkeypatch.setattr(cblas, "openblas", lambda: None)
     x, W, dy, stride, pads = _setup(CASES[case], np.float32, 11)
     ref = _call(lc_ref, direction, x, W, dy, stride, pads)
-    for xs, dys in ((x, dy), (_batch_last(x), _batch_last(dy))):
+    for xs, dys in ((x, dy), (lc_cpu.batch_last(x), lc_cpu.batch_last(dy))):
         assert_close(_call(lc_cpu, direction, xs, W, dys, stride, pads), ref, rtol=1e-4,
                      atol=1e-5 * math.sqrt(_sum_length(direction, x, W)), seed=11,
                      what=f"another BLAS: {direction}")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from gradcheck import assert_close
 
-from lcengine.ops import targets_cpu, targets_ref
+from lcengine.ops import lc_cpu, targets_cpu, targets_ref
 
 # |got − ref| ≤ atol + rtol·|ref|: float32 tanh may differ by an ulp; the loss is summed in
 # float64 by the fast faces and in the input dtype by the reference
@@ -56,6 +56,22 @@ def test_cpu_face_takes_noncontiguous_inputs():
     h, a_rec, a_hat_rec = _inputs((6, 4), np.float64, 0)
     got = targets_cpu.difference_target(h.T, a_rec.T, a_hat_rec.T)
     assert_close(got, targets_ref.difference_target(h.T, a_rec.T, a_hat_rec.T), **TOL[np.float64])
+
+
+def test_cpu_face_keeps_the_first_operands_memory_order():
+    """Batch-last activations (the LC faces' order) stay batch-last, in any mix of orders and
+    strides of the other operands, with the reference's values."""
+    h, a_rec, a_hat_rec = _inputs((5, 3, 4, 6), np.float64, 1)
+    h_last = lc_cpu.batch_last(h)
+    others = ((a_rec, a_hat_rec), (lc_cpu.batch_last(a_rec), a_hat_rec[:, ::-1].copy()[:, ::-1]))
+    for r, r_hat in others:
+        got = targets_cpu.difference_target(h_last, r, r_hat)
+        assert lc_cpu.is_batch_last(got)
+        assert_close(got, targets_ref.difference_target(h, a_rec, a_hat_rec), **TOL[np.float64])
+        loss, grad = targets_cpu.tanh_regression(h_last, np.tanh(r))
+        ref_loss, ref_grad = targets_ref.tanh_regression(h, np.tanh(a_rec))
+        assert lc_cpu.is_batch_last(grad) and abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+        assert_close(grad, ref_grad, **TOL[np.float64])
 
 
 def test_cuda_face_under_simulator():

@@ -367,19 +367,34 @@ def _weights(W):
     return np.ascontiguousarray(W).reshape(P * Q, O, C * kh * kw)
 
 
-def _memory(a):
-    """(a's memory as a C-contiguous array, batch_last): aᵀ, the batch axis moved last, when a is
-    a view of such memory (what these ops return, and what NumPy's elementwise ops keep); else a
-    itself, made contiguous."""
-    at = a.transpose(*range(1, a.ndim), 0)          # not np.moveaxis: 0.3 µs against 5
-    if at.flags.c_contiguous:
-        return at, True
-    return np.ascontiguousarray(a), False
+def _batch_axis_last(a):
+    """The view of a with its batch axis moved last (not np.moveaxis: 0.3 µs against 5)."""
+    return a.transpose(*range(1, a.ndim), 0)
 
 
 def _batch_first_view(at):
     """The (N, ...) view of batch-last memory aᵀ (..., N): what the ops return."""
     return at.transpose(at.ndim - 1, *range(at.ndim - 1))
+
+
+def is_batch_last(a) -> bool:
+    """Whether a (N, ...) is a view of batch-last memory, the order the ops return."""
+    return _batch_axis_last(a).flags.c_contiguous
+
+
+def batch_last(a):
+    """a's values as a view of batch-last memory: a itself if it is one, else a copy. For callers
+    that feed the ops arrays of their own (benchmarks, tests) in the order training gives them."""
+    return _batch_first_view(_batch_last(a))
+
+
+def _memory(a):
+    """(a's memory as a C-contiguous array, batch_last): aᵀ, the batch axis moved last, when a is
+    a view of such memory (what these ops return, and what NumPy's elementwise ops keep); else a
+    itself, made contiguous."""
+    if is_batch_last(a):
+        return _batch_axis_last(a), True
+    return np.ascontiguousarray(a), False
 
 
 @_parallel
@@ -430,6 +445,8 @@ def lc_backward_weight(blas, parts, x, dy, kernel, stride, pads):
         return lc_ref.lc_backward_weight(x, dy, kernel, stride, pads)
     N, C, H, Wd = x.shape
     _, O, P, Q = dy.shape
+    if dy.shape[0] != N:            # the kernels take N from x, unchecked
+        raise ValueError(f"lc_backward_weight: x has {N} images but dy has {dy.shape[0]}")
     if blas is None:
         dW = _numpy_backward_weight(x, dy, *kernel, *stride, pads[0], pads[2])
     else:
@@ -463,8 +480,8 @@ def _scatter_add_row(buf, dxt, p, top, left, sh, sw):
 
 
 def _batch_last(a):
-    """aᵀ, batch axis last: `_memory`'s view when a is batch-last memory, else a copy."""
-    return np.ascontiguousarray(np.moveaxis(a, 0, -1))
+    """aᵀ, batch axis last: a view when a is batch-last memory, else a copy."""
+    return np.ascontiguousarray(_batch_axis_last(a))
 
 
 def _numpy_forward(x, Wr, kh, kw, sh, sw, top, left, P, Q):
@@ -494,7 +511,7 @@ def _numpy_backward_weight(x, dy, kh, kw, sh, sw, top, left):
     O, P, Q = dy.shape[1:]
     K = C * kh * kw
     xt, buf = _batch_last(x), np.empty((Q, C, kh, kw, N), dtype=x.dtype)
-    dyl = np.moveaxis(dy, 0, -1).reshape(O, P * Q, N).transpose(1, 2, 0)   # (L, N, O) view
+    dyl = _batch_axis_last(dy).reshape(O, P * Q, N).transpose(1, 2, 0)      # (L, N, O) view
     dW = np.empty((P * Q, O, K), dtype=x.dtype)
     for p in range(P):
         _gather_row(xt, buf, p, top, left, sh, sw)

@@ -43,14 +43,11 @@ def _flat(arrays, what):
     flats = []
     for a in arrays:
         if a.dtype != dtype or a.strides != result.strides:
-            a = _copy_into(np.empty_like(result), a)
-        flats.append(a.ravel(order="K"))
+            copy = np.empty_like(result)
+            copy[...] = a
+            a = copy
+        flats.append(a.ravel(order="K"))                   # a view: a is compact in its order
     return flats, result
-
-
-def _copy_into(out, a):
-    out[...] = a
-    return out
 
 
 def difference_target(h, a_rec, a_hat_rec):
