@@ -1,0 +1,274 @@
+"""Register-blocked matrix-product kernels for the thin per-location products of the LC ops.
+
+    gemm_nn   C (M, Nc) = A (M, K) @ B (K, Nc)      B's and C's rows contiguous, A any strides
+    gemm_nt   C (M, Nc) = A (M, R) @ B (Nc, R)ᵀ     A's and B's rows contiguous, C any strides
+
+Why not BLAS. Each location's weights are used by one product only, with a batch of 32-128
+columns, so BLAS's packing of both operands is paid once per use: ImageNet-LC layer 3's forward
+(784 products of 96 × 1200 by 1200 × 32) spent 69 of its 72 ms in sgemm, reading its 361 MB of
+weights three times (read, packed copy written, packed copy read), and MNIST-LC layer 1's
+gradients are 196 products of 9 × 32 by 32 × 128 each, where the call and its packing cost
+as much as the arithmetic. These kernels read each operand where it lies.
+
+How. Each kernel is a block of accumulators written in LLVM IR (llvmlite, through a Numba
+`intrinsic`), so that the accumulators stay in registers as SSA values; Numba's own loops
+would keep them in memory, or leave the loop scalar (docs/performance.md, sessions 2-6):
+  * `_outer`: an MR × NV block of vectors of C; per step k, NV vector loads of B's row k,
+    MR broadcasts of A[i, k], MR·NV fused multiply-adds;
+  * `_dot`: an MR × NR block of vector accumulators over R; per step, MR + NR vector loads and
+    MR·NR fused multiply-adds, then each accumulator summed across its lanes.
+A vector is 32 bytes (8 float32 or 4 float64; AVX2's registers, which LLVM maps onto whatever
+the host has). MR·NV = MR·NR = 12 accumulators leave registers for the operands among AVX2's 16:
+with 3 × 4 the accumulators spilled to the stack (34 GFLOP/s on one core against 51 for 6 × 2,
+measured). Blocks at the edges pass their row and column counts at run time: rows and vectors
+past them read a valid row or vector and are not stored. What is left over at the edges, less
+than one vector, runs as plain loops in the drivers.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+VECTOR_BYTES = 32
+DOT_MR, DOT_NR = 4, 3         # `_dot`: rows of A × rows of B per block
+
+_I64 = ir.IntType(64)
+_I32 = ir.IntType(32)
+
+
+def _float(one):
+    """(LLVM float type, lanes per vector, bytes per number) for the Numba scalar type `one`."""
+    if one == types.float32:
+        return ir.FloatType(), VECTOR_BYTES // 4, 4
+    if one == types.float64:
+        return ir.DoubleType(), VECTOR_BYTES // 8, 8
+    raise numba.errors.TypingError(f"simd kernels take float32 or float64, not {one}")
+
+
+def _const(value):
+    return ir.Constant(_I64, value)
+
+
+def _clamped(builder, index, count):
+    """min(index, count − 1): a row or vector past the block's edge reads a valid one instead."""
+    last = builder.sub(count, _const(1))
+    return builder.select(builder.icmp_signed("<", _const(index), count), _const(index), last)
+
+
+def _row_pointers(builder, base, stride, count, n):
+    """Pointers to rows 0 … n − 1 of `base`, `stride` numbers apart; rows from `count` on point
+    at the last valid row."""
+    return [builder.gep(base, [builder.mul(_clamped(builder, i, count), stride)])
+            for i in range(n)]
+
+
+def _pointers(builder, fty, *addresses):
+    return [builder.inttoptr(address, fty.as_pointer()) for address in addresses]
+
+
+def _splat(builder, scalar, vty):
+    undef = ir.Constant(vty, ir.Undefined)
+    first = builder.insert_element(undef, scalar, ir.Constant(_I32, 0))
+    lane0 = ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count)
+    return builder.shuffle_vector(first, undef, lane0)
+
+
+def _lane_sum(builder, v):
+    """v[0] + … + v[lanes − 1], as a tree of halves (the same order on every call)."""
+    while v.type.count > 1:
+        half = v.type.count // 2
+        undef = ir.Constant(v.type, ir.Undefined)
+        lanes = [ir.Constant(ir.VectorType(_I32, half), list(range(start, start + half)))
+                 for start in (0, half)]
+        low, high = (builder.shuffle_vector(v, undef, which) for which in lanes)
+        v = builder.fadd(low, high)
+    return builder.extract_element(v, ir.Constant(_I32, 0))
+
+
+def _loop(builder, count, carried, body):
+    """for step in range(count) (count ≥ 1): carried = body(step, carried); returns the last."""
+    entry = builder.block
+    loop = builder.append_basic_block("simd.loop")
+    done = builder.append_basic_block("simd.done")
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    step = builder.phi(_I64)
+    step.add_incoming(_const(0), entry)
+    phis = [builder.phi(v.type) for v in carried]
+    for phi, v in zip(phis, carried):
+        phi.add_incoming(v, entry)
+    new = body(step, phis)
+    nxt = builder.add(step, _const(1))
+    step.add_incoming(nxt, builder.block)
+    for phi, v in zip(phis, new):
+        phi.add_incoming(v, builder.block)
+    builder.cbranch(builder.icmp_signed("<", nxt, count), loop, done)
+    builder.position_at_end(done)
+    return new
+
+
+def _load(builder, ptr, vty, size):
+    return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=size)
+
+
+def _fma(builder, vty):
+    bits = 32 if isinstance(vty.element, ir.FloatType) else 64
+    fnty = ir.FunctionType(vty, [vty, vty, vty])
+    return cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.v{vty.count}f{bits}")
+
+
+def _outer_kernel(MR, NV):
+    """`_outer` for blocks of MR rows × NV vectors of C."""
+
+    @intrinsic
+    def _outer(typingctx, one, rows, nvec, steps, a, a_rs, a_cs, b, b_rs, c, c_rs):
+        """C[i, v·W:(v+1)·W] = Σ_{k < steps} A[i·a_rs + k·a_cs] · B[k·b_rs + v·W : … + W] for
+        i < rows ≤ MR and v < nvec ≤ NV (W lanes per vector). a, b, c are addresses of the
+        first numbers; strides count numbers. steps ≥ 1."""
+        fty, lanes, size = _float(one)
+        vty = ir.VectorType(fty, lanes)
+
+        def codegen(context, builder, signature, args):
+            _, rows_v, nvec_v, steps_v, a_v, a_rs_v, a_cs_v, b_v, b_rs_v, c_v, c_rs_v = args
+            fma = _fma(builder, vty)
+            a_p, b_p, c_p = _pointers(builder, fty, a_v, b_v, c_v)
+            a_rows = _row_pointers(builder, a_p, a_rs_v, rows_v, MR)
+            b_cols = [builder.mul(_clamped(builder, v, nvec_v), _const(lanes)) for v in range(NV)]
+
+            def body(k, acc):
+                b_row = builder.gep(b_p, [builder.mul(k, b_rs_v)])
+                bv = [_load(builder, builder.gep(b_row, [col]), vty, size) for col in b_cols]
+                a_off = builder.mul(k, a_cs_v)
+                out = []
+                for i in range(MR):
+                    av = _splat(builder, builder.load(builder.gep(a_rows[i], [a_off])), vty)
+                    out += [builder.call(fma, [av, bv[v], acc[i * NV + v]]) for v in range(NV)]
+                return out
+
+            acc = _loop(builder, steps_v, [ir.Constant(vty, [0.0] * lanes)] * (MR * NV), body)
+            for i in range(MR):
+                c_row = builder.gep(c_p, [builder.mul(_const(i), c_rs_v)])
+                for v in range(NV):
+                    inside = builder.and_(builder.icmp_signed("<", _const(i), rows_v),
+                                          builder.icmp_signed("<", _const(v), nvec_v))
+                    with builder.if_then(inside):
+                        ptr = builder.bitcast(builder.gep(c_row, [_const(v * lanes)]),
+                                              vty.as_pointer())
+                        builder.store(acc[i * NV + v], ptr, align=size)
+            return context.get_dummy_value()
+
+        return types.void(one, rows, nvec, steps, a, a_rs, a_cs, b, b_rs, c, c_rs), codegen
+
+    return _outer
+
+
+_outer_6x2 = _outer_kernel(6, 2)      # the general block
+_outer_9x1 = _outer_kernel(9, 1)      # for C of at most 9 rows (MNIST-LC layer 1's K = 9)
+
+
+@intrinsic
+def _dot(typingctx, one, rows, cols, nvec, a, a_rs, b, b_rs, c, c_rs, c_cs):
+    """C[i·c_rs + j·c_cs] = Σ_{r < nvec·W} A[i·a_rs + r] · B[j·b_rs + r] for i < rows ≤ DOT_MR
+    and j < cols ≤ DOT_NR (W lanes per vector). a, b, c are addresses; strides count numbers.
+    nvec ≥ 1."""
+    fty, lanes, size = _float(one)
+    vty = ir.VectorType(fty, lanes)
+
+    def codegen(context, builder, signature, args):
+        _, rows_v, cols_v, nvec_v, a_v, a_rs_v, b_v, b_rs_v, c_v, c_rs_v, c_cs_v = args
+        fma = _fma(builder, vty)
+        a_p, b_p, c_p = _pointers(builder, fty, a_v, b_v, c_v)
+        a_rows = _row_pointers(builder, a_p, a_rs_v, rows_v, DOT_MR)
+        b_rows = _row_pointers(builder, b_p, b_rs_v, cols_v, DOT_NR)
+
+        def body(step, acc):
+            off = builder.mul(step, _const(lanes))
+            av = [_load(builder, builder.gep(p, [off]), vty, size) for p in a_rows]
+            bv = [_load(builder, builder.gep(p, [off]), vty, size) for p in b_rows]
+            return [builder.call(fma, [av[i], bv[j], acc[i * DOT_NR + j]])
+                    for i in range(DOT_MR) for j in range(DOT_NR)]
+
+        zero = ir.Constant(vty, [0.0] * lanes)
+        acc = _loop(builder, nvec_v, [zero] * (DOT_MR * DOT_NR), body)
+        for i in range(DOT_MR):
+            for j in range(DOT_NR):
+                inside = builder.and_(builder.icmp_signed("<", _const(i), rows_v),
+                                      builder.icmp_signed("<", _const(j), cols_v))
+                with builder.if_then(inside):
+                    offset = builder.add(builder.mul(_const(i), c_rs_v),
+                                         builder.mul(_const(j), c_cs_v))
+                    builder.store(_lane_sum(builder, acc[i * DOT_NR + j]),
+                                  builder.gep(c_p, [offset]))
+        return context.get_dummy_value()
+
+    sig = types.void(one, rows, cols, nvec, a, a_rs, b, b_rs, c, c_rs, c_cs)
+    return sig, codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def _numbers(a):
+    """a's strides in numbers."""
+    return a.strides[0] // a.itemsize, a.strides[1] // a.itemsize
+
+
+@numba.njit(nogil=True, cache=True)
+def gemm_nn(A, B, C):
+    """C = A @ B for A (M, K), B (K, Nc) and C (M, Nc) of one float dtype, B's and C's rows
+    contiguous (their strides[1] one number), K ≥ 1."""
+    M, K = A.shape
+    Nc = B.shape[1]
+    one = np.ones(1, dtype=C.dtype)[0]
+    lanes = VECTOR_BYTES // C.itemsize
+    a_rs, a_cs = _numbers(A)
+    b_rs, c_rs = _numbers(B)[0], _numbers(C)[0]
+    vectors = Nc // lanes
+    a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
+    if M <= 9:
+        for v in range(vectors):
+            _outer_9x1(one, M, 1, K, a0, a_rs, a_cs, b0 + v * lanes * size, b_rs,
+                       c0 + v * lanes * size, c_rs)
+    else:
+        for i in range(0, M, 6):
+            for v in range(0, vectors, 2):
+                _outer_6x2(one, min(6, M - i), min(2, vectors - v), K, a0 + i * a_rs * size,
+                           a_rs, a_cs, b0 + v * lanes * size, b_rs,
+                           c0 + (i * c_rs + v * lanes) * size, c_rs)
+    for i in range(M):                                       # columns past the last vector
+        for n in range(vectors * lanes, Nc):
+            s = A[i, 0] * B[0, n]
+            for k in range(1, K):
+                s += A[i, k] * B[k, n]
+            C[i, n] = s
+
+
+@numba.njit(nogil=True, cache=True)
+def gemm_nt(A, B, C):
+    """C = A @ Bᵀ for A (M, R), B (Nc, R) and C (M, Nc) of one float dtype, A's and B's rows
+    contiguous, R ≥ 1."""
+    M, R = A.shape
+    Nc = B.shape[0]
+    one = np.ones(1, dtype=C.dtype)[0]
+    lanes = VECTOR_BYTES // C.itemsize
+    a_rs, b_rs = _numbers(A)[0], _numbers(B)[0]
+    c_rs, c_cs = _numbers(C)
+    vectors = R // lanes
+    a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
+    if vectors == 0:
+        C[:] = 0
+    else:
+        for i in range(0, M, DOT_MR):
+            for j in range(0, Nc, DOT_NR):
+                _dot(one, min(DOT_MR, M - i), min(DOT_NR, Nc - j), vectors, a0 + i * a_rs * size,
+                     a_rs, b0 + j * b_rs * size, b_rs, c0 + (i * c_rs + j * c_cs) * size, c_rs,
+                     c_cs)
+    for i in range(M):                                       # the sum's last, partial vector
+        for j in range(Nc):
+            s = C[i, j]
+            for r in range(vectors * lanes, R):
+                s += A[i, r] * B[j, r]
+            C[i, j] = s

@@ -1,0 +1,59 @@
+"""`lcengine.ops.simd`'s register-blocked products against NumPy's: every block shape and edge,
+operands with strides, float32 and float64."""
+
+import numpy as np
+import pytest
+
+from lcengine.ops import simd
+
+TOL = {np.float32: 1e-5, np.float64: 1e-13}
+
+# (M, K or R, Nc): one number; rows at and around the 9-row and 6-row blocks; columns that fill
+# whole blocks, leave a partial block, or end in less than a vector; long and one-step sums.
+SHAPES = [(1, 1, 1), (2, 9, 33), (7, 5, 19), (9, 32, 128), (10, 3, 8), (13, 300, 24),
+          (6, 7, 16), (96, 1200, 32), (17, 2, 5)]
+
+
+def _operand(rng, shape, dtype, transposed):
+    """A random array of `shape`, laid out as the transpose of a C array when `transposed`."""
+    if transposed:
+        return np.ascontiguousarray(rng.standard_normal(shape[::-1]).astype(dtype)).T
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _check(got, want, dtype, depth):
+    scale = np.sqrt(depth) * TOL[dtype]
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{m}x{k}x{n}" for m, k, n in SHAPES])
+def test_gemm_nn(shape, dtype):
+    M, K, Nc = shape
+    rng = np.random.default_rng(M * K + Nc)
+    B = rng.standard_normal((K, Nc)).astype(dtype)
+    for transposed in (False, True):                   # A's rows or its columns contiguous
+        A = _operand(rng, (M, K), dtype, transposed)
+        wide = np.full((M, Nc + 3), np.nan, dtype)      # C's rows longer than C: a strided view
+        simd.gemm_nn(A, B, wide[:, :Nc])
+        _check(wide[:, :Nc], A @ B, dtype, K)
+        assert np.isnan(wide[:, Nc:]).all(), "wrote past C's columns"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{m}x{r}x{n}" for m, r, n in SHAPES])
+def test_gemm_nt(shape, dtype):
+    M, R, Nc = shape
+    rng = np.random.default_rng(M * R + Nc + 1)
+    A = rng.standard_normal((M, R)).astype(dtype)
+    B = rng.standard_normal((Nc, R)).astype(dtype)
+    for transposed in (False, True):                   # C's rows or its columns contiguous
+        C = _operand(rng, (M, Nc), dtype, transposed)
+        simd.gemm_nt(A, B, C)
+        _check(C, A @ B.T, dtype, R)
+
+
+def test_only_float32_and_float64():
+    a = np.ones((2, 2), np.int32)
+    with pytest.raises(Exception, match="float32 or float64"):
+        simd.gemm_nn(a, a, a.copy())
