@@ -14,7 +14,8 @@ For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and e
      peak measured just before the layer (`common.MatmulPeak`), and the speed-up over each
      baseline; also the same figures from CPU time ("cpu_": FLOPs per CPU-second of our
      threads × cores, against the matmul's), which a shared, loaded machine disturbs far less
-     than wall time;
+     than wall time; and "products": what ran the per-location products ("direct", "simd" or
+     "blas", `lc_cpu.product_kernel`);
 and per net one "total" line: all directions of all its LC layers together (Σ FLOPs / Σ time),
 as % of the sgemm readings next to each op and of the best reading of the run.
 
@@ -194,6 +195,8 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                 rec, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, xs, W, dys, repeats,
                                                adjacent)
                 rec.update(order_fields(xs, dys))
+                rec["products"] = lc_cpu.product_kernel(direction, L["C"] * L["kh"] * L["kw"],
+                                                        n, 4)
                 rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
                 cpu_rate = flop / min(cpu) / 1e9 * cores             # cores to itself
                 rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)

@@ -23,7 +23,9 @@ TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
 # (N, C, (H, W), O, (kh, kw), (sh, sw), padding): batch 1, odd and non-square sizes, stride 2 and
 # 3, kernels wider and narrower than the stride, 1×1 kernels, C = 1, both paddings, and output
 # sizes whose P·Q is odd so the split between worker threads falls inside an output row. Forward
-# with K = C·kh·kw ≤ 16 takes the direct kernel (a chunk of 64 images at a time), the rest BLAS.
+# with K = C·kh·kw ≤ 16 takes the direct kernel (a chunk of 64 images at a time); the rest run
+# their per-location products on BLAS or on `simd`'s kernels as `lc_cpu.product_kernel` picks,
+# and `test_both_product_paths` forces each.
 CASES = [
     (1, 1, (5, 7), 2, (3, 3), (2, 2), "same"),
     (2, 3, (6, 5), 4, (3, 2), (3, 1), "valid"),
@@ -177,12 +179,29 @@ def test_more_parts_than_this_machine_has_cores(direction, parts, monkeypatch):
                      what=f"{parts} parts: {direction} {case}")
 
 
+@pytest.mark.parametrize("own", [True, False], ids=["simd", "blas"])
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_both_product_paths(direction, own, monkeypatch):
+    """Every case through `simd`'s kernels and through ?gemm, whichever the shape would pick:
+    row and vector counts that leave partial blocks, columns past the last vector (batch 1, 5,
+    70), K of 1 to 81, both dtypes."""
+    monkeypatch.setattr(lc_cpu, "product_kernel", lambda *shape: "simd" if own else "blas")
+    for dtype in (np.float32, np.float64):
+        rtol, atol = TOL[dtype]
+        for case in CASES:
+            x, W, dy, stride, pads = _setup(case, dtype, 15)
+            assert_close(_call(lc_cpu, direction, x, W, dy, stride, pads),
+                         _call(lc_ref, direction, x, W, dy, stride, pads), rtol=rtol,
+                         atol=atol * math.sqrt(_sum_length(direction, x, W)), seed=15,
+                         what=f"{'simd' if own else 'BLAS'} {direction} {case} {dtype.__name__}")
+
+
 @pytest.mark.parametrize("case", [0, 7, 9])
 def test_small_k_forward_by_blas_too(case, monkeypatch):
     """The shapes that take the direct forward kernel give the same through the BLAS path."""
     x, W, dy, stride, pads = _setup(CASES[case], np.float64, 12)
     direct = lc_cpu.lc_forward(x, W, stride, pads)
-    monkeypatch.setattr(lc_cpu, "_DIRECT_MAX_K", 0)
+    monkeypatch.setattr(lc_cpu, "product_kernel", lambda *shape: "blas")
     assert_close(lc_cpu.lc_forward(x, W, stride, pads), direct, rtol=1e-12, atol=1e-12, seed=12,
                  what=f"direct vs BLAS forward {CASES[case]}")
 

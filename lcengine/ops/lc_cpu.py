@@ -31,6 +31,10 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
   * forward with a tiny K (≤ 16: MNIST-LC layer 1, K = 9), where each location's product is too
     thin for BLAS, uses a direct Numba kernel instead (`_direct_forward`): the sum over k
     unrolled, vectorised over the batch, the weights broadcast; same layouts;
+  * where BLAS's packing of both operands costs more than it saves (each W[l] is used once per
+    call, by N = 32-128 columns), the products run on register-blocked kernels that read the
+    operands in place (`simd`), as `product_kernel` picks by shape: ImageNet-LC's forward (its 361
+    MB of layer-3 weights then cross memory once, not three times), MNIST-LC layer 1's gradients;
   * the whole op is ONE Numba parallel region: the locations are split evenly between the
     threads (Numba's OpenMP pool), and each thread transposes what it needs, calls OpenBLAS's
     cblas ?gemm and ?omatcopy itself (`cblas`, BLAS single-threaded for the op, `_parallel`)
@@ -51,11 +55,15 @@ import os
 import numba
 import numpy as np
 
-from . import cblas, lc_ref
+from . import cblas, lc_ref, simd
 from .cblas import COL_MAJOR, NO_TRANS, ROW_MAJOR, TRANS
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BLOCK = 16       # locations whose dyᵀ one thread holds at a time
+_OWN_FORWARD_PATCH_BYTES = 256 * 1024      # `product_kernel`'s thresholds
+_OWN_INPUT_GRADIENT_MAX_K = 16
+_OWN_WEIGHT_GRADIENT_MAX_K = 128
+_OWN_WEIGHT_GRADIENT_MIN_N = 64
 
 
 # ----------------------------------------------------------------------------- per location
@@ -108,7 +116,7 @@ def _scatter_add(pt, dxt, p, q, top, left, sh, sw):
 
 # ----------------------------------------------------------------------------- small K: direct
 
-_DIRECT_MAX_K = 16   # forward with K = C·kh·kw up to this: the direct kernel below, not BLAS
+_DIRECT_MAX_K = 16   # forward with K = C·kh·kw up to this: the direct kernel below
 _NC = 64             # images per chunk of the direct kernel (a compile-time constant)
 
 
@@ -215,23 +223,28 @@ def _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts, t):
 
 @numba.njit(nogil=True, cache=True)
 def _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb):
-    """(rows, ld): dyᵀ[:, l] (O, N) of location l = lb + j starts at rows[j], with leading
-    dimension ld, for j < nb. If dy came batch-last, dsrc is dyᵀ (O, L, N) and these are slices
-    of it; else dsrc is dy (N, O, L), and the block is transposed into the per-thread buffer
-    dyt[j, o, :] = dy[:, o, lb + j] first."""
+    """dyᵀ of locations [lb, lb + nb) as a (nb, O, N) view: block[j] is dyᵀ[:, lb + j]. If dy
+    came batch-last, dsrc is dyᵀ (O, L, N) and this is a view of it; else dsrc is dy (N, O, L),
+    and the block is transposed into the per-thread buffer dyt[j, o, :] = dy[:, o, lb + j]."""
     if batch_last:
-        return dsrc[0, lb:lb + nb], dsrc.shape[1] * dsrc.shape[2]
+        return dsrc[:, lb:lb + nb].transpose((1, 0, 2))
     N, O, L = dsrc.shape
     for o in range(O):
         cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, nb, one, dsrc[0, o, lb:], O * L, dyt[0, o],
                        O * N)
-    return dyt[:nb, 0], N
+    return dyt[:nb]
+
+
+@numba.njit(nogil=True, cache=True)
+def _ld(a):
+    """The leading dimension (row stride, in numbers) of a 2-D array with contiguous rows."""
+    return a.strides[0] // a.itemsize
 
 
 @numba.njit(parallel=True, cache=True)
-def _forward(gemm, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, left, Q, parts):
-    """yᵀ (O, L, N): per location, gather the patch and yᵀ[:, l] = W[l] @ patchᵀ by ?gemm, which
-    writes the (O, N) slice in place (leading dimension L·N)."""
+def _forward(gemm, own, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, left, Q, parts):
+    """yᵀ (O, L, N): per location, gather the patch and yᵀ[:, l] = W[l] @ patchᵀ, which ?gemm
+    (or `simd.gemm_nn` if `own`) writes in place as the (O, N) slice (leading dimension L·N)."""
     C = src.shape[0] if batch_last else src.shape[1]
     L, O, K = Wr.shape
     yt = np.empty((O, L, N), dtype=src.dtype)
@@ -239,19 +252,25 @@ def _forward(gemm, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, left, 
     for t in numba.prange(parts):
         l0, l1, h0, xt = _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts, t)
         pt = np.empty((C, kh, kw, N), dtype=src.dtype)
+        patch = pt.reshape((K, N))
         for l in range(l0, l1):
             _gather(xt, pt, l // Q, l % Q, top + h0, left, sh, sw)
-            cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, NO_TRANS, O, N, K, one, Wr[l], K, pt, N, zero,
-                       yt[0, l], L * N)
+            if own:
+                simd.gemm_nn(Wr[l], patch, yt[:, l])
+            else:
+                cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, NO_TRANS, O, N, K, one, Wr[l], K, pt, N,
+                           zero, yt[0, l], L * N)
     return yt
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_input(gemm, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, sh, sw, top, left,
-                    Q, parts):
-    """dxᵀ (C, H, W, N). Each part scatter-adds into its own slab of dxᵀ, the input rows
-    [h0, h1) its locations touch, and copies the rows no other part touches into dxᵀ; after
-    the region the few rows two parts share are summed, and rows no window touches zeroed."""
+def _backward_input(gemm, own, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, sh, sw, top,
+                    left, Q, parts):
+    """dxᵀ (C, H, W, N): per location, patchᵀ-grad = W[l]ᵀ @ dyᵀ[:, l] by ?gemm (or by
+    `simd.gemm_nn` if `own`), scatter-added. Each part scatter-adds into its own slab of dxᵀ,
+    the input rows [h0, h1) its locations touch, and copies the rows no other part touches into
+    dxᵀ; after the region the few rows two parts share are summed, and rows no window touches
+    zeroed."""
     L, O = Wr.shape[0], Wr.shape[1]
     K = C * kh * kw
     h0, h1 = np.empty(parts, dtype=np.int64), np.empty(parts, dtype=np.int64)
@@ -265,13 +284,17 @@ def _backward_input(gemm, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, s
         slab = slabs[t]
         slab[:] = 0
         pt = np.empty((C, kh, kw, N), dtype=dsrc.dtype)
+        patch = pt.reshape((K, N))
         dyt = np.empty((_BLOCK, O, N), dtype=dsrc.dtype)
         for lb in range(l0, l1, _BLOCK):
             nb = min(_BLOCK, l1 - lb)
-            rows, ld = _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb)
+            block = _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb)
             for j in range(nb):
-                cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[lb + j], K, rows[j],
-                           ld, zero, pt, N)
+                if own:
+                    simd.gemm_nn(Wr[lb + j].T, block[j], patch)
+                else:
+                    cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[lb + j], K,
+                               block[j], _ld(block[j]), zero, pt, N)
                 _scatter_add(pt, slab, (lb + j) // Q, (lb + j) % Q, top + h0[t], left, sh, sw)
         e0 = h0[t] if t == 0 else max(h0[t], h1[t - 1])              # rows only this part
         e1 = h1[t] if t == parts - 1 else min(h1[t], h0[t + 1])      # touches: [e0, e1)
@@ -294,11 +317,12 @@ def _backward_input(gemm, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, s
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_weight(gemm, omatcopy, src, x_batch_last, dsrc, dy_batch_last, N, kh, kw, sh, sw,
-                     top, left, Q, parts):
-    """dW (L, O, K): per location, dW[l] = dyᵀ[:, l] @ patch(l), computed as the column-major
+def _backward_weight(gemm, own, omatcopy, src, x_batch_last, dsrc, dy_batch_last, N, kh, kw, sh,
+                     sw, top, left, Q, parts):
+    """dW (L, O, K): per location, dW[l] = dyᵀ[:, l] @ patch(l): by ?gemm as the column-major
     (K, O) product patchᵀ @ dy, which is the same memory (OpenBLAS ran that orientation 1.5-3×
-    faster on these thin shapes)."""
+    faster on these thin shapes), or if `own` by `simd.gemm_nt`, sums over the batch axis that
+    both operands have contiguous."""
     C = src.shape[0] if x_batch_last else src.shape[1]
     O, L = (dsrc.shape[0], dsrc.shape[1]) if dy_batch_last else (dsrc.shape[1], dsrc.shape[2])
     K = C * kh * kw
@@ -308,14 +332,18 @@ def _backward_weight(gemm, omatcopy, src, x_batch_last, dsrc, dy_batch_last, N, 
         l0, l1, h0, xt = _part_input(omatcopy, one, src, x_batch_last, L, Q, sh, top, kh, parts,
                                      t)
         pt = np.empty((C, kh, kw, N), dtype=src.dtype)
+        patch = pt.reshape((K, N))
         dyt = np.empty((_BLOCK, O, N), dtype=src.dtype)
         for lb in range(l0, l1, _BLOCK):
             nb = min(_BLOCK, l1 - lb)
-            rows, ld = _dy_block(omatcopy, one, dsrc, dy_batch_last, dyt, lb, nb)
+            block = _dy_block(omatcopy, one, dsrc, dy_batch_last, dyt, lb, nb)
             for j in range(nb):
                 _gather(xt, pt, (lb + j) // Q, (lb + j) % Q, top + h0, left, sh, sw)
-                cblas.gemm(gemm, COL_MAJOR, TRANS, NO_TRANS, K, O, N, one, pt, N, rows[j], ld,
-                           zero, dW[lb + j], K)
+                if own:
+                    simd.gemm_nt(block[j], patch, dW[lb + j])
+                else:
+                    cblas.gemm(gemm, COL_MAJOR, TRANS, NO_TRANS, K, O, N, one, pt, N, block[j],
+                               _ld(block[j]), zero, dW[lb + j], K)
     return dW
 
 
@@ -353,6 +381,30 @@ def _parallel(op):
             blas.set_threads(threads)
 
     return call
+
+
+def product_kernel(direction, K, N, itemsize) -> str:
+    """What runs a direction's per-location products for K = C·kh·kw, batch N and numbers of
+    `itemsize` bytes (with the OpenBLAS build; else batched np.matmul): "direct" (the forward's
+    `_direct_forward`), "simd" (`simd`'s kernels) or "blas" (?gemm). Picked where each was faster,
+    measured on every LC layer of the paper's nets (docs/performance.md, eighth session):
+      * the direct forward for a tiny K (MNIST-LC layer 1);
+      * `simd` for the forward while one location's patch (K, N) stays in the L2 cache
+        (MNIST-LC layer 2, CIFAR-LC layer 1, ImageNet-LC's; not CIFAR-LC layers 2-3, where
+        BLAS's packing pays); for the input gradient only with a tiny K, each product 9 × O by
+        O × N (MNIST-LC layer 1; elsewhere the kernel's strided reads of W[l]ᵀ lose); for the
+        weight gradient, a sum over the batch, with a small K and a batch of at least 64
+        (MNIST-LC and CIFAR-LC layer 1);
+      * BLAS for the rest."""
+    if direction == "forward":
+        if K <= _DIRECT_MAX_K:
+            return "direct"
+        own = K * N * itemsize <= _OWN_FORWARD_PATCH_BYTES
+    elif direction == "backward_input":
+        own = K <= _OWN_INPUT_GRADIENT_MAX_K
+    else:
+        own = K <= _OWN_WEIGHT_GRADIENT_MAX_K and N >= _OWN_WEIGHT_GRADIENT_MIN_N
+    return "simd" if own else "blas"
 
 
 def _fast(*arrays):
@@ -410,12 +462,13 @@ def lc_forward(blas, parts, x, W, stride, pads):
         return _numpy_forward(x, Wr, kh, kw, *stride, top, left, P, Q)
     src, batch_last = _memory(x)
     parts = min(parts, P * Q)
-    if C * kh * kw <= _DIRECT_MAX_K:
+    kernel = product_kernel("forward", C * kh * kw, N, x.itemsize)
+    if kernel == "direct":
         yt = _direct_forward(C, kh, kw)(blas.omatcopy[x.dtype], src, batch_last, N, Wr, *stride,
                                         top, left, Q, parts)[:, :, :N]
     else:
-        yt = _forward(blas.gemm[x.dtype], blas.omatcopy[x.dtype], src, batch_last, N, Wr, kh, kw,
-                      *stride, top, left, Q, parts)
+        yt = _forward(blas.gemm[x.dtype], kernel == "simd", blas.omatcopy[x.dtype], src,
+                      batch_last, N, Wr, kh, kw, *stride, top, left, Q, parts)
     return _batch_first_view(yt.reshape(O, P, Q, N))
 
 
@@ -434,9 +487,10 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
     if blas is None:
         return _numpy_backward_input(dy, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2])
     dsrc, batch_last = _locations(dy)
+    own = product_kernel("backward_input", C * kh * kw, N, dy.itemsize) == "simd"
     return _batch_first_view(_backward_input(
-        blas.gemm[dy.dtype], blas.omatcopy[dy.dtype], dsrc, batch_last, N, Wr, C, kh, kw, *in_hw,
-        *stride, pads[0], pads[2], Q, min(parts, P * Q)))
+        blas.gemm[dy.dtype], own, blas.omatcopy[dy.dtype], dsrc, batch_last, N, Wr, C, kh, kw,
+        *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q)))
 
 
 @_parallel
@@ -452,7 +506,8 @@ def lc_backward_weight(blas, parts, x, dy, kernel, stride, pads):
     else:
         src, x_batch_last = _memory(x)
         dsrc, dy_batch_last = _locations(dy)
-        dW = _backward_weight(blas.gemm[x.dtype], blas.omatcopy[x.dtype], src, x_batch_last,
+        own = product_kernel("backward_weight", C * kernel[0] * kernel[1], N, x.itemsize) == "simd"
+        dW = _backward_weight(blas.gemm[x.dtype], own, blas.omatcopy[x.dtype], src, x_batch_last,
                               dsrc, dy_batch_last, N, *kernel, *stride, pads[0], pads[2], Q,
                               min(parts, P * Q))
     return dW.reshape(P, Q, O, C, *kernel)
