@@ -53,7 +53,37 @@ def test_gemm_nt(shape, dtype):
         _check(C, A @ B.T, dtype, R)
 
 
-def test_only_float32_and_float64():
+def test_gemm_nt_with_an_empty_sum_is_zero():
+    C = np.full((3, 4), np.nan, np.float32)
+    simd.gemm_nt(np.ones((3, 0), np.float32), np.ones((4, 0), np.float32), C)
+    assert (C == 0).all()
+
+
+def test_only_one_float_dtype():
     a = np.ones((2, 2), np.int32)
     with pytest.raises(Exception, match="float32 or float64"):
         simd.gemm_nn(a, a, a.copy())
+    f32, f64 = np.ones((2, 2), np.float32), np.ones((2, 2), np.float64)
+    with pytest.raises(Exception, match="must share one dtype"):
+        simd.gemm_nn(f32, f64, f32.copy())
+
+
+def _f32(*shape):
+    return np.ones(shape, np.float32)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: simd.gemm_nn(_f32(3, 4), _f32(3, 5), _f32(3, 5)), "A's columns and B's rows differ"),
+    (lambda: simd.gemm_nn(_f32(3, 4), _f32(4, 5), _f32(3, 6)), "C's shape does not match"),
+    (lambda: simd.gemm_nn(_f32(3, 4), np.asfortranarray(_f32(4, 5)), _f32(3, 5)),
+     "non-contiguous rows"),
+    (lambda: simd.gemm_nn(_f32(3, 0), _f32(0, 5), _f32(3, 5)), "at least one term"),
+    (lambda: simd.gemm_nt(_f32(3, 4), _f32(5, 3), _f32(3, 5)), "rows differ in length"),
+    (lambda: simd.gemm_nt(_f32(3, 4), _f32(5, 4), _f32(5, 3)), "C's shape does not match"),
+    (lambda: simd.gemm_nt(np.asfortranarray(_f32(3, 4)), _f32(5, 4), _f32(3, 5)),
+     "non-contiguous rows"),
+], ids=["nn-depth", "nn-C", "nn-B-rows", "nn-empty-sum", "nt-depth", "nt-C", "nt-A-rows"])
+def test_bad_operands_are_named(call, message):
+    """The kernels read and write through raw addresses: every mismatch is refused first."""
+    with pytest.raises(ValueError, match=message):
+        call()
