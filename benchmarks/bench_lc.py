@@ -24,6 +24,9 @@ default): the net's input batch-first, every other activation and every dy batch
 fast faces return them and NumPy's elementwise ops keep them (`lc_cpu`, "Memory order").
 `--order batch-first` gives every op batch-first operands, so each op pays for its own
 transposes (the figures before the seventh session). Baselines always get batch-first arrays.
+
+`--products simd|blas` runs every op's per-location products on that path instead of the one
+`lc_cpu.product_kernel` picks (`lc_cpu.forced_products`): two runs give the A/B behind the rule.
 """
 
 from __future__ import annotations
@@ -164,8 +167,12 @@ def _time_baseline(fn, repeats):
 # ----------------------------------------------------------------------------- driver
 
 def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=None,
-        order="training", stream=None):
-    """Benchmark `nets`; prints JSON lines and returns them as dicts."""
+        order="training", stream=None, products="auto"):
+    """Benchmark `nets`; prints JSON lines and returns them as dicts. `products`: "auto" (the
+    ops' own choice) or one of `lc_cpu.PRODUCTS`, forced for every op."""
+    if products != "auto":
+        with lc_cpu.forced_products(products):
+            return run(nets, batch, repeats, check_batch, baselines, layers, order, stream)
     records = []
 
     def out(rec):
@@ -196,7 +203,7 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                                                adjacent)
                 rec.update(order_fields(xs, dys))
                 rec["products"] = lc_cpu.product_kernel(direction, L["C"] * L["kh"] * L["kw"],
-                                                        n, 4)
+                                                        n, xs.itemsize)
                 rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
                 cpu_rate = flop / min(cpu) / 1e9 * cores             # cores to itself
                 rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)
@@ -239,10 +246,12 @@ def main(argv=None):
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--order", choices=ORDERS, default="training",
                     help="operands' memory order (module docstring; default: training)")
+    ap.add_argument("--products", choices=("auto",) + lc_cpu.PRODUCTS, default="auto",
+                    help="what runs the per-location products (module docstring; default: auto)")
     a = ap.parse_args(argv)
     layers = tuple(int(v) for v in a.layers.split(",")) if a.layers else None
     run(tuple(a.net or NETS), a.batch, a.repeats, a.check_batch, not a.no_baselines, layers,
-        a.order)
+        a.order, products=a.products)
 
 
 if __name__ == "__main__":

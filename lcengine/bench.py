@@ -53,11 +53,16 @@ def bench():
               show_default=True,
               help="Operands' memory order: as a training step gives each op (the net's input "
                    "batch-first, the rest batch-last), or all batch-first.")
-def ops(nets, batch, layers, repeats, check_batch, baselines, order):
+@click.option("--products", type=click.Choice(["auto", "simd", "blas"]), default="auto",
+              show_default=True,
+              help="What runs the per-location products: the ops' own choice by shape, or one "
+                   "path forced for every op (the A/B behind that choice).")
+def ops(nets, batch, layers, repeats, check_batch, baselines, order, products):
     """The LC ops' fast CPU face on the paper's MNIST-LC, CIFAR-LC and ImageNet-LC layers."""
     bench_lc = _benchmark("bench_lc")
     chosen = tuple(int(v) for v in layers.split(",")) if layers else None
-    bench_lc.run(nets or bench_lc.NETS, batch, repeats, check_batch, baselines, chosen, order)
+    bench_lc.run(nets or bench_lc.NETS, batch, repeats, check_batch, baselines, chosen, order,
+                 products=products)
 
 
 @bench.command("train")

@@ -67,6 +67,18 @@ def test_bench_lc_prints_every_op_and_a_total_against_the_readings(capsys):
     assert len(capsys.readouterr().out.splitlines()) == len(records)
     orders = {(r["layer"], r["x_order"], r["dy_order"]) for r in ops}   # as training feeds them
     assert orders == {(1, "batch-first", "batch-last"), (2, "batch-last", "batch-last")}
+    assert [r["products"] for r in ops] == ["direct", "simd", "blas", "simd", "blas", "blas"]
+
+
+def test_bench_lc_forces_one_product_path_and_then_lets_go():
+    from benchmarks import bench_lc
+    from lcengine.ops import lc_cpu
+    records = bench_lc.run(("mnist-lc",), batch=2, repeats=1, check_batch=2, baselines=False,
+                           layers=(1,), products="blas")
+    ops = [r for r in records if r["kind"] == "op"]
+    assert [r["products"] for r in ops] == ["blas"] * 3
+    assert all(r["max_abs_err"] < 1e-4 for r in ops)                  # checked on that path
+    assert lc_cpu.product_kernel("backward_input", 9, 2, 4) == "simd"
 
 
 def test_bench_lc_operands_in_training_order_hold_the_same_values():

@@ -179,30 +179,41 @@ def test_more_parts_than_this_machine_has_cores(direction, parts, monkeypatch):
                      what=f"{parts} parts: {direction} {case}")
 
 
-@pytest.mark.parametrize("own", [True, False], ids=["simd", "blas"])
+@pytest.mark.parametrize("kind", lc_cpu.PRODUCTS)
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_both_product_paths(direction, own, monkeypatch):
+def test_both_product_paths(direction, kind):
     """Every case through `simd`'s kernels and through ?gemm, whichever the shape would pick:
     row and vector counts that leave partial blocks, columns past the last vector (batch 1, 5,
     70), K of 1 to 81, both dtypes."""
-    monkeypatch.setattr(lc_cpu, "product_kernel", lambda *shape: "simd" if own else "blas")
     for dtype in (np.float32, np.float64):
         rtol, atol = TOL[dtype]
         for case in CASES:
             x, W, dy, stride, pads = _setup(case, dtype, 15)
-            assert_close(_call(lc_cpu, direction, x, W, dy, stride, pads),
-                         _call(lc_ref, direction, x, W, dy, stride, pads), rtol=rtol,
+            with lc_cpu.forced_products(kind):
+                got = _call(lc_cpu, direction, x, W, dy, stride, pads)
+            assert_close(got, _call(lc_ref, direction, x, W, dy, stride, pads), rtol=rtol,
                          atol=atol * math.sqrt(_sum_length(direction, x, W)), seed=15,
-                         what=f"{'simd' if own else 'BLAS'} {direction} {case} {dtype.__name__}")
+                         what=f"{kind} {direction} {case} {dtype.__name__}")
+
+
+def test_forced_products_names_a_bad_kind_and_restores_the_choice():
+    rule = lc_cpu.product_kernel("forward", 288, 128, 4)
+    with pytest.raises(ValueError, match="'cuda' is not one of simd, blas"):
+        with lc_cpu.forced_products("cuda"):
+            pass
+    with lc_cpu.forced_products("blas"):
+        assert lc_cpu.product_kernel("forward", 288, 128, 4) == "blas"
+    assert lc_cpu.product_kernel("forward", 288, 128, 4) == rule == "simd"
 
 
 @pytest.mark.parametrize("case", [0, 7, 9])
-def test_small_k_forward_by_blas_too(case, monkeypatch):
+def test_small_k_forward_by_blas_too(case):
     """The shapes that take the direct forward kernel give the same through the BLAS path."""
     x, W, dy, stride, pads = _setup(CASES[case], np.float64, 12)
     direct = lc_cpu.lc_forward(x, W, stride, pads)
-    monkeypatch.setattr(lc_cpu, "product_kernel", lambda *shape: "blas")
-    assert_close(lc_cpu.lc_forward(x, W, stride, pads), direct, rtol=1e-12, atol=1e-12, seed=12,
+    with lc_cpu.forced_products("blas"):
+        by_blas = lc_cpu.lc_forward(x, W, stride, pads)
+    assert_close(by_blas, direct, rtol=1e-12, atol=1e-12, seed=12,
                  what=f"direct vs BLAS forward {CASES[case]}")
 
 

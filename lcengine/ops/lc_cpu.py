@@ -49,6 +49,7 @@ Dtypes float32 and float64 (x and W alike) take these paths; anything else falls
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -383,6 +384,25 @@ def _parallel(op):
     return call
 
 
+PRODUCTS = ("simd", "blas")
+_forced = None          # set by `forced_products`
+
+
+@contextlib.contextmanager
+def forced_products(kind):
+    """Inside the block every op's per-location products run on `kind` ("simd" or "blas"),
+    whatever `product_kernel` would pick: for the tests of both paths and the benchmark's A/B
+    (`bench_lc.py --products`). Not thread-safe: one setting for the process."""
+    global _forced
+    if kind not in PRODUCTS:
+        raise ValueError(f"forced_products: {kind!r} is not one of {', '.join(PRODUCTS)}")
+    before, _forced = _forced, kind
+    try:
+        yield
+    finally:
+        _forced = before
+
+
 def product_kernel(direction, K, N, itemsize) -> str:
     """What runs a direction's per-location products for K = C·kh·kw, batch N and numbers of
     `itemsize` bytes (with the OpenBLAS build; else batched np.matmul): "direct" (the forward's
@@ -395,7 +415,10 @@ def product_kernel(direction, K, N, itemsize) -> str:
         O × N (MNIST-LC layer 1; elsewhere the kernel's strided reads of W[l]ᵀ lose); for the
         weight gradient, a sum over the batch, with a small K and a batch of at least 64
         (MNIST-LC and CIFAR-LC layer 1);
-      * BLAS for the rest."""
+      * BLAS for the rest.
+    `forced_products` overrides it."""
+    if _forced is not None:
+        return _forced
     if direction == "forward":
         if K <= _DIRECT_MAX_K:
             return "direct"
