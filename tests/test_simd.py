@@ -87,3 +87,37 @@ def test_bad_operands_are_named(call, message):
     """The kernels read and write through raw addresses: every mismatch is refused first."""
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def _before_a_guard_page(nbytes):
+    """A float32 array that ends exactly where an inaccessible page begins (or None where
+    mprotect is not available): a read past its end would crash the process."""
+    import ctypes
+    import mmap
+    page = mmap.PAGESIZE
+    buf = mmap.mmap(-1, 2 * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.mprotect(base + page, page, 0) != 0:                  # PROT_NONE
+        return None, buf
+    return np.frombuffer(buf, np.float32, nbytes // 4, page - nbytes), buf
+
+
+@pytest.mark.parametrize("nbytes", [4, 60, 64, 68, 4096 - 4])
+def test_warm_reads_nothing_past_the_end(nbytes):
+    a, keep = _before_a_guard_page(nbytes)
+    if a is None:
+        pytest.skip("mprotect is not available here")
+    a[:] = np.arange(a.size)
+    simd.warm(a)
+    assert (a == np.arange(a.size)).all()
+    del a
+    keep.close()
+
+
+def test_warm_takes_empty_and_refuses_strided_arrays():
+    simd.warm(np.ones(0, np.float32))
+    simd.warm(np.ones((3, 5, 7), np.float64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        simd.warm(np.ones((4, 4), np.float32)[:, 1])

@@ -65,6 +65,11 @@ _OWN_FORWARD_PATCH_BYTES = 256 * 1024      # `product_kernel`'s thresholds
 _OWN_INPUT_GRADIENT_MAX_K = 16
 _OWN_WEIGHT_GRADIENT_MAX_K = 128
 _OWN_WEIGHT_GRADIENT_MIN_N = 64
+# BLAS's input-gradient product packs W[l]ᵀ in an order the hardware prefetcher does not follow;
+# W[l] read first in address order, while it fits in the L2 cache, is then packed from there
+# (ImageNet-LC at batch 32: layer 1 74 → 48 ms, layer 3 100 → 83 ms; docs/performance.md, ninth
+# session). Larger blocks would be evicted before the product reads them.
+_WARM_WEIGHTS_BYTES = 512 * 1024
 
 
 # ----------------------------------------------------------------------------- per location
@@ -265,10 +270,11 @@ def _forward(gemm, own, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, l
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_input(gemm, own, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, sh, sw, top,
-                    left, Q, parts):
+def _backward_input(gemm, own, warm, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, sh, sw,
+                    top, left, Q, parts):
     """dxᵀ (C, H, W, N): per location, patchᵀ-grad = W[l]ᵀ @ dyᵀ[:, l] by ?gemm (or by
-    `simd.gemm_nn` if `own`), scatter-added. Each part scatter-adds into its own slab of dxᵀ,
+    `simd.gemm_nn` if `own`), scatter-added; if `warm`, W[l] is first read into the cache in
+    address order (`_WARM_WEIGHTS_BYTES`). Each part scatter-adds into its own slab of dxᵀ,
     the input rows [h0, h1) its locations touch, and copies the rows no other part touches into
     dxᵀ; after the region the few rows two parts share are summed, and rows no window touches
     zeroed."""
@@ -291,6 +297,8 @@ def _backward_input(gemm, own, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, 
             nb = min(_BLOCK, l1 - lb)
             block = _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb)
             for j in range(nb):
+                if warm:
+                    simd.warm(Wr[lb + j])
                 if own:
                     simd.gemm_nn(Wr[lb + j].T, block[j], patch)
                 else:
@@ -511,9 +519,10 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
         return _numpy_backward_input(dy, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2])
     dsrc, batch_last = _locations(dy)
     own = product_kernel("backward_input", C * kh * kw, N, dy.itemsize) == "simd"
+    warm = not own and Wr[0].nbytes <= _WARM_WEIGHTS_BYTES
     return _batch_first_view(_backward_input(
-        blas.gemm[dy.dtype], own, blas.omatcopy[dy.dtype], dsrc, batch_last, N, Wr, C, kh, kw,
-        *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q)))
+        blas.gemm[dy.dtype], own, warm, blas.omatcopy[dy.dtype], dsrc, batch_last, N, Wr, C, kh,
+        kw, *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q)))
 
 
 @_parallel

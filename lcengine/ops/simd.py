@@ -2,6 +2,7 @@
 
     gemm_nn   C (M, Nc) = A (M, K) @ B (K, Nc)      B's and C's rows contiguous, A any strides
     gemm_nt   C (M, Nc) = A (M, R) @ B (Nc, R)ᵀ     A's and B's rows contiguous, C any strides
+    warm      read an array into the cache, one load per cache line, in address order
 
 Why not BLAS. Each location's weights are used by one product only, with a batch of 32-128
 columns, so BLAS's packing of both operands is paid once per use: ImageNet-LC layer 3's forward
@@ -38,6 +39,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 VECTOR_BYTES = 32
+CACHE_LINE = 64                # bytes
 DOT_MR, DOT_NR = 4, 3         # `_dot`: rows of A × rows of B per block
 
 _I64 = ir.IntType(64)
@@ -211,6 +213,39 @@ def _dot(typingctx, one, rows, cols, nvec, a, a_rs, b, b_rs, c, c_rs, c_cs):
 
     sig = types.void(one, rows, cols, nvec, a, a_rs, b, b_rs, c, c_rs, c_cs)
     return sig, codegen
+
+
+@intrinsic
+def _read_lines(typingctx, address, lines):
+    """Load one byte of each of `lines` 64-byte cache lines from `address` on; the loads are
+    independent, and their xor goes into an empty asm statement so that LLVM keeps them."""
+
+    def codegen(context, builder, signature, args):
+        address_v, lines_v = args
+        i8 = ir.IntType(8)
+        base = builder.inttoptr(address_v, i8.as_pointer())
+
+        def body(line, acc):
+            byte = builder.load(builder.gep(base, [builder.mul(line, _const(CACHE_LINE))]))
+            return [builder.xor(acc[0], byte)]
+
+        acc = _loop(builder, lines_v, [ir.Constant(i8, 0)], body)
+        builder.asm(ir.FunctionType(ir.VoidType(), [i8]), "", "r", [acc[0]], True)
+        return context.get_dummy_value()
+
+    return types.void(address, lines), codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def warm(a):
+    """Read a's memory into the cache, one load per cache line in address order: a sequential
+    stream that the hardware prefetcher follows, unlike BLAS's packing of a transposed operand
+    (docs/performance.md, ninth session). a must be C-contiguous."""
+    if not a.flags.c_contiguous:
+        raise ValueError("simd.warm: the array must be C-contiguous")
+    lines = (a.size * a.itemsize + CACHE_LINE - 1) // CACHE_LINE
+    if lines > 0:
+        _read_lines(a.ctypes.data, lines)
 
 
 @intrinsic
