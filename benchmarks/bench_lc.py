@@ -27,12 +27,21 @@ transposes (the figures before the seventh session). Baselines always get batch-
 
 `--products simd|blas` runs every op's per-location products on that path instead of the one
 `lc_cpu.product_kernel` picks (`lc_cpu.forced_products`): two runs give the A/B behind the rule.
+
+`--rounds R` runs the timing pass over all layers R times (operands made afresh each round, the
+check and the baselines in the first round only) and gives each op's best call of all rounds,
+with the best of each round in "ms_by_round"; the sgemm readings of every round count for the
+totals' best. On the shared development machine the slowdowns last seconds: in one process, the
+best of 40 calls of MNIST-LC layer 1's ops moved between 0.28 and 0.67 ms from one set of 40 to
+the next (ninth session), so back-to-back repeats share one disturbance and rounds spread the
+calls of each op over the run (what asv's "rounds" do for the same reason).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -166,13 +175,55 @@ def _time_baseline(fn, repeats):
 
 # ----------------------------------------------------------------------------- driver
 
+@dataclass
+class _Timed:
+    """One op's timed calls over the rounds so far, and the fields fixed for the run."""
+    L: dict
+    direction: str
+    fixed: dict                       # order, products, the check's errors, baselines' seconds
+    sec: list = field(default_factory=list)          # wall seconds of every call, all rounds
+    cpu: list = field(default_factory=list)
+    adjacent: float = 0.0            # the sgemm reading before the layer, in the best round
+    by_round: list = field(default_factory=list)     # best ms of each round
+
+    def add(self, sec, cpu, adjacent):
+        if not self.sec or min(sec) < min(self.sec):
+            self.adjacent = adjacent
+        self.sec += sec
+        self.cpu += cpu
+        self.by_round.append(round(1e3 * min(sec), 3))
+
+    def line(self, cpu_peak, cores):
+        """The op's JSON line: its best call of all rounds."""
+        L, direction, sec = self.L, self.direction, self.sec
+        rec = common.op_record(L, direction, np.float32, sec, self.cpu, self.adjacent)
+        rec.update({k: v for k, v in self.fixed.items() if not k.endswith("_base_s")})
+        rec["ms_by_round"] = self.by_round
+        flop = common.window_flops(L)
+        rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
+        cpu_rate = flop / min(self.cpu) / 1e9 * cores             # cores to itself
+        rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)
+        rec["cpu_pct_of_sgemm"] = round(100 * cpu_rate / (cpu_peak * cores), 1)
+        for name in ("numpy_einsum", "torch_unfold"):
+            base = self.fixed.get(f"{name}_base_s")
+            if base is not None:
+                rec[f"{name}_ms"] = round(1e3 * base, 3)
+                if name == "torch_unfold":
+                    rec["torch_unfold_gflops"] = round(flop / base / 1e9, 2)
+                rec[f"speedup_vs_{name}"] = round(base / min(sec), 2)
+        return rec
+
+
 def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=None,
-        order="training", stream=None, products="auto"):
+        order="training", stream=None, products="auto", rounds=1):
     """Benchmark `nets`; prints JSON lines and returns them as dicts. `products`: "auto" (the
-    ops' own choice) or one of `lc_cpu.PRODUCTS`, forced for every op."""
+    ops' own choice) or one of `lc_cpu.PRODUCTS`, forced for every op. `rounds`: how many times
+    the timing pass over all layers runs (module docstring); with more than one, the op lines
+    come after the last round, each with its best call of all rounds."""
     if products != "auto":
         with lc_cpu.forced_products(products):
-            return run(nets, batch, repeats, check_batch, baselines, layers, order, stream)
+            return run(nets, batch, repeats, check_batch, baselines, layers, order, stream,
+                       rounds=rounds)
     records = []
 
     def out(rec):
@@ -183,44 +234,47 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
     first = peak.measure(cpu=peak_cpu)                # peak_cpu: the CPU-time reference
     host = common.machine()
     cores = host["cores"]
+    timing = f"best of {repeats} after a warm-up call" + (
+        f", in each of {rounds} rounds" if rounds > 1 else "")
     out({"kind": "machine", **host, "sgemm_gflops": round(first, 1),
          "sgemm_gflops_per_cpu_s_x_cores": round(peak_cpu[0] * cores, 1),
          "sgemm_shape": "2048x2048x2048", "copy_gbs": round(common.copy_bandwidth_gbs(), 1),
-         "timing": f"best of {repeats} after a warm-up call"})
+         "timing": timing})
     have_torch = baselines and _torch_available()
-    results = []
-    for net in nets:
-        n = batch or DEFAULT_BATCH[net]
-        for L in common.windowed_layers(net, n, "lc", layers or DEFAULT_LAYERS.get(net)):
-            rng = np.random.default_rng(L["layer"])
-            x, W, dy = operands(L, n, rng, np.float32)
-            xs, dys = in_order(L, x, dy, order)
-            flop = common.window_flops(L)
-            adjacent = peak.measure()
-            for direction in common.DIRECTIONS:
-                err = check(L, direction, check_batch, order)
-                rec, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, xs, W, dys, repeats,
-                                               adjacent)
-                rec.update(order_fields(xs, dys))
-                rec["products"] = lc_cpu.product_kernel(direction, L["C"] * L["kh"] * L["kw"],
-                                                        n, xs.itemsize)
-                rec["gbs"] = round(moved_bytes(L, direction, 4) / min(sec) / 1e9, 2)
-                cpu_rate = flop / min(cpu) / 1e9 * cores             # cores to itself
-                rec["cpu_gflops_x_cores"] = round(cpu_rate, 2)
-                rec["cpu_pct_of_sgemm"] = round(100 * cpu_rate / (peak_cpu[0] * cores), 1)
-                rec.update(err)
-                if baselines:
-                    base = _time_baseline(partial(numpy_einsum, direction, L, x, W, dy), repeats)
-                    rec["numpy_einsum_ms"] = round(1e3 * min(base), 3)
-                    rec["speedup_vs_numpy_einsum"] = round(min(base) / min(sec), 2)
-                if have_torch:
-                    base = _time_baseline(partial(torch_unfold, direction, L, x, W, dy), repeats)
-                    rec["torch_unfold_ms"] = round(1e3 * min(base), 3)
-                    rec["torch_unfold_gflops"] = round(flop / min(base) / 1e9, 2)
-                    rec["speedup_vs_torch_unfold"] = round(min(base) / min(sec), 2)
-                results.append(rec)
-                out(rec)
-            del x, W, dy, xs, dys
+    timed = {}                                        # (net, layer, direction) -> _Timed
+    for round_ in range(rounds):
+        for net in nets:
+            n = batch or DEFAULT_BATCH[net]
+            for L in common.windowed_layers(net, n, "lc", layers or DEFAULT_LAYERS.get(net)):
+                rng = np.random.default_rng(L["layer"])
+                x, W, dy = operands(L, n, rng, np.float32)
+                xs, dys = in_order(L, x, dy, order)
+                adjacent = peak.measure()
+                for direction in common.DIRECTIONS:
+                    key = (net, L["layer"], direction)
+                    if round_ == 0:
+                        timed[key] = _Timed(L, direction, {
+                            **order_fields(xs, dys), "products": lc_cpu.product_kernel(
+                                direction, L["C"] * L["kh"] * L["kw"], n, xs.itemsize),
+                            **check(L, direction, check_batch, order)})
+                    _, sec, cpu = common.time_op(lc_cpu, "lc", direction, L, xs, W, dys,
+                                                 repeats, adjacent)
+                    timed[key].add(sec, cpu, adjacent)
+                    if round_ == 0 and baselines:
+                        timed[key].fixed["numpy_einsum_base_s"] = min(_time_baseline(
+                            partial(numpy_einsum, direction, L, x, W, dy), repeats))
+                        if have_torch:
+                            timed[key].fixed["torch_unfold_base_s"] = min(_time_baseline(
+                                partial(torch_unfold, direction, L, x, W, dy), repeats))
+                    if rounds == 1:
+                        out(timed[key].line(peak_cpu[0], cores))
+                del x, W, dy, xs, dys
+    if rounds == 1:
+        results = [r for r in records if r["kind"] == "op"]
+    else:
+        results = [t.line(peak_cpu[0], cores) for t in timed.values()]
+        for rec in results:
+            out(rec)
     peak.measure()
     for net in nets:
         mine = [r for r in results if r["net"] == net]
@@ -242,6 +296,9 @@ def main(argv=None):
     ap.add_argument("--layers", help="comma-separated 1-based LC layer numbers (default: all; "
                                      "ImageNet 1,3)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="timing passes over all layers, each op's best call kept (module "
+                         "docstring; default: 1)")
     ap.add_argument("--check-batch", type=int, default=8)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--order", choices=ORDERS, default="training",
@@ -249,9 +306,11 @@ def main(argv=None):
     ap.add_argument("--products", choices=("auto",) + lc_cpu.PRODUCTS, default="auto",
                     help="what runs the per-location products (module docstring; default: auto)")
     a = ap.parse_args(argv)
+    if a.rounds < 1 or a.repeats < 1:
+        ap.error("--rounds and --repeats must be at least 1")
     layers = tuple(int(v) for v in a.layers.split(",")) if a.layers else None
     run(tuple(a.net or NETS), a.batch, a.repeats, a.check_batch, not a.no_baselines, layers,
-        a.order, products=a.products)
+        a.order, products=a.products, rounds=a.rounds)
 
 
 if __name__ == "__main__":

@@ -220,17 +220,22 @@ def compare(got, ref, rtol, atol, what):
 
 def time_op(ops, family, direction, L, x, weights, dy, repeats, peak):
     """Time one direction of a windowed op through `ops`; returns (record, wall seconds, CPU
-    seconds): the JSON line's shared fields — shape, ms, GFLOP/s (FLOPs = `window_flops`) and
-    % of `peak`, the float32 matmul GFLOP/s measured just before this layer."""
+    seconds), the record as `op_record` makes it."""
     cpu = []
     sec = timings(partial(call_direction, ops, family, direction, L, x, weights, dy), repeats,
                   cpu=cpu)
+    return op_record(L, direction, x.dtype, sec, cpu, peak), sec, cpu
+
+
+def op_record(L, direction, dtype, sec, cpu, peak):
+    """The JSON line's shared fields for calls that took `sec` wall and `cpu` CPU seconds: shape,
+    ms, GFLOP/s (FLOPs = `window_flops`) and % of `peak`, the float32 matmul GFLOP/s measured
+    just before this layer."""
     flop = window_flops(L)
     gflops = flop / min(sec) / 1e9
-    record = {"kind": "op", "net": L["net"], "layer": L["layer"], "direction": direction,
-              "shape": f"N{L['N']} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
-                       f" k{L['kh']}x{L['kw']} s{L['sh']}",
-              "dtype": str(x.dtype), **summary(sec, cpu), "gflop": flop / 1e9,
-              "gflops": round(gflops, 2), "sgemm_gflops_adjacent": round(peak, 1),
-              "pct_of_sgemm_peak": round(100 * gflops / peak, 1)}
-    return record, sec, cpu
+    return {"kind": "op", "net": L["net"], "layer": L["layer"], "direction": direction,
+            "shape": f"N{L['N']} {L['C']}x{L['H']}x{L['W']} -> {L['O']}x{L['P']}x{L['Q']}"
+                     f" k{L['kh']}x{L['kw']} s{L['sh']}",
+            "dtype": str(np.dtype(dtype)), **summary(sec, cpu), "gflop": flop / 1e9,
+            "gflops": round(gflops, 2), "sgemm_gflops_adjacent": round(peak, 1),
+            "pct_of_sgemm_peak": round(100 * gflops / peak, 1)}

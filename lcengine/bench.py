@@ -44,6 +44,9 @@ def bench():
               help="Comma-separated 1-based LC layer numbers; default all (ImageNet-LC: 1,3).")
 @click.option("--repeats", type=int, default=5, show_default=True,
               help="Timed calls per op after a warm-up call; the best is reported.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Timing passes over all layers; each op's best call of all rounds is "
+                   "reported (spreads its calls over the run on a shared machine).")
 @click.option("--check-batch", type=int, default=8, show_default=True,
               help="Batch of the correctness check against the reference (same geometry).")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
@@ -57,12 +60,12 @@ def bench():
               show_default=True,
               help="What runs the per-location products: the ops' own choice by shape, or one "
                    "path forced for every op (the A/B behind that choice).")
-def ops(nets, batch, layers, repeats, check_batch, baselines, order, products):
+def ops(nets, batch, layers, repeats, rounds, check_batch, baselines, order, products):
     """The LC ops' fast CPU face on the paper's MNIST-LC, CIFAR-LC and ImageNet-LC layers."""
     bench_lc = _benchmark("bench_lc")
     chosen = tuple(int(v) for v in layers.split(",")) if layers else None
     bench_lc.run(nets or bench_lc.NETS, batch, repeats, check_batch, baselines, chosen, order,
-                 products=products)
+                 products=products, rounds=rounds)
 
 
 @bench.command("train")

@@ -70,6 +70,22 @@ def test_bench_lc_prints_every_op_and_a_total_against_the_readings(capsys):
     assert [r["products"] for r in ops] == ["direct", "simd", "blas", "simd", "blas", "blas"]
 
 
+def test_bench_lc_rounds_keep_each_ops_best_call_of_all_rounds(capsys):
+    from benchmarks import bench_lc
+    records = bench_lc.run(("mnist-lc",), batch=2, repeats=2, check_batch=2, baselines=False,
+                           layers=(1,), rounds=3)
+    ops = [r for r in records if r["kind"] == "op"]
+    assert [r["direction"] for r in ops] == ["forward", "backward_input", "backward_weight"]
+    for r in ops:                                       # one line per op, after the last round
+        assert len(r["ms_by_round"]) == 3
+        assert r["ms"] == pytest.approx(min(r["ms_by_round"]), abs=1e-3)
+        assert r["ms_median"] >= r["ms"]
+    readings = records[-1]["sgemm_gflops_readings"]
+    assert len(readings) == 5                           # start, the layer in 3 rounds, end
+    assert {r["sgemm_gflops_adjacent"] for r in ops} <= set(readings)
+    assert len(capsys.readouterr().out.splitlines()) == len(records)
+
+
 def test_bench_lc_forces_one_product_path_and_then_lets_go():
     from benchmarks import bench_lc
     from lcengine.ops import lc_cpu
