@@ -196,6 +196,36 @@ def test_both_product_paths(direction, kind):
                          what=f"{kind} {direction} {case} {dtype.__name__}")
 
 
+@pytest.mark.parametrize("direction, kind", [("forward", "simd"), ("backward_input", "blas")])
+def test_weights_brought_into_cache_ahead_change_nothing(monkeypatch, direction, kind):
+    """The paths `_cache_plan` takes only on ImageNet-sized weights (the forward prefetching the
+    next location's W, the input gradient reading W[l] first), forced on every case."""
+    monkeypatch.setattr(lc_cpu, "_cache_plan", lambda *args: True)
+    for dtype in (np.float32, np.float64):
+        rtol, atol = TOL[dtype]
+        for case in CASES:
+            x, W, dy, stride, pads = _setup(case, dtype, 16)
+            with lc_cpu.forced_products(kind):
+                got = _call(lc_cpu, direction, x, W, dy, stride, pads)
+            assert_close(got, _call(lc_ref, direction, x, W, dy, stride, pads), rtol=rtol,
+                         atol=atol * math.sqrt(_sum_length(direction, x, W)), seed=16,
+                         what=f"{kind} {direction} {case} {dtype.__name__}, cache plan on")
+
+
+def test_cache_plan_follows_the_measurements():
+    """Only where the A/B gained (docs/performance.md, ninth session)."""
+    def plan(direction, kernel, L, O, K, N):
+        Wr = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (L, O, K), (0, 0, 0))
+        return lc_cpu._cache_plan(direction, kernel, Wr, K * N * 4)
+    assert plan("backward_input", "blas", 784, 96, 1200, 32)          # ImageNet-LC layer 3
+    assert not plan("backward_input", "blas", 256, 128, 1600, 128)    # CIFAR-LC layer 2
+    assert not plan("backward_input", "simd", 196, 32, 9, 128)        # MNIST-LC layer 1
+    assert plan("forward", "simd", 3136, 48, 243, 32)                 # ImageNet-LC layer 1
+    assert not plan("forward", "simd", 784, 96, 1200, 32)             # ImageNet-LC layer 3
+    assert not plan("forward", "simd", 49, 64, 288, 128)              # MNIST-LC layer 2
+    assert not plan("backward_weight", "blas", 3136, 48, 243, 32)
+
+
 def test_forced_products_names_a_bad_kind_and_restores_the_choice():
     rule = lc_cpu.product_kernel("forward", 288, 128, 4)
     with pytest.raises(ValueError, match="'cuda' is not one of simd, blas"):

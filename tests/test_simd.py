@@ -53,6 +53,22 @@ def test_gemm_nt(shape, dtype):
         _check(C, A @ B.T, dtype, R)
 
 
+@pytest.mark.parametrize("shape", [(48, 243, 32), (13, 300, 24), (7, 5, 19), (6, 7, 16)])
+def test_gemm_nn_prefetching_another_array_gives_the_same(shape):
+    """`then` is only prefetched: smaller or larger than the product's blocks can spread it."""
+    M, K, N = shape
+    rng = np.random.default_rng(5)
+    A, B = _operand(rng, (M, K), np.float32, True), _operand(rng, (K, N), np.float32, False)
+    plain = np.empty((M, N), np.float32)
+    simd.gemm_nn(A, B, plain)
+    for then in (np.ones(1, np.float32), rng.standard_normal((50, 301)).astype(np.float32)):
+        C = np.empty((M, N), np.float32)
+        simd.gemm_nn(A, B, C, then)
+        np.testing.assert_array_equal(C, plain)
+    with pytest.raises(ValueError, match="`then` must be C-contiguous"):
+        simd.gemm_nn(A, B, plain, np.ones((4, 4), np.float32)[:, 1])
+
+
 def test_gemm_nt_with_an_empty_sum_is_zero():
     C = np.full((3, 4), np.nan, np.float32)
     simd.gemm_nt(np.ones((3, 0), np.float32), np.ones((4, 0), np.float32), C)

@@ -35,6 +35,10 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
     call, by N = 32-128 columns), the products run on register-blocked kernels that read the
     operands in place (`simd`), as `product_kernel` picks by shape: ImageNet-LC's forward (its 361
     MB of layer-3 weights then cross memory once, not three times), MNIST-LC layer 1's gradients;
+  * where the weights stream from main memory (ImageNet-LC at batch 32 does 16 FLOPs per byte
+    of W), each location's W[l] is brought into the cache ahead of the product that needs it:
+    read in address order before BLAS's input-gradient product (`simd.warm`), prefetched during
+    the previous location's forward product (`simd.gemm_nn`'s `then`), as `_cache_plan` decides;
   * the whole op is ONE Numba parallel region: the locations are split evenly between the
     threads (Numba's OpenMP pool), and each thread transposes what it needs, calls OpenBLAS's
     cblas ?gemm and ?omatcopy itself (`cblas`, BLAS single-threaded for the op, `_parallel`)
@@ -65,11 +69,42 @@ _OWN_FORWARD_PATCH_BYTES = 256 * 1024      # `product_kernel`'s thresholds
 _OWN_INPUT_GRADIENT_MAX_K = 16
 _OWN_WEIGHT_GRADIENT_MAX_K = 128
 _OWN_WEIGHT_GRADIENT_MIN_N = 64
-# BLAS's input-gradient product packs W[l]ᵀ in an order the hardware prefetcher does not follow;
-# W[l] read first in address order, while it fits in the L2 cache, is then packed from there
-# (ImageNet-LC at batch 32: layer 1 74 → 48 ms, layer 3 100 → 83 ms; docs/performance.md, ninth
-# session). Larger blocks would be evicted before the product reads them.
-_WARM_WEIGHTS_BYTES = 512 * 1024
+
+
+
+
+def _cache_bytes(index, default):
+    """The size of cpu0's cache `index` (sysfs: 2 = L2, 3 = L3 here), or `default`."""
+    try:
+        with open(f"/sys/devices/system/cpu/cpu0/cache/index{index}/size") as f:
+            text = f.read().strip()
+        return int(text[:-1]) * {"K": 1 << 10, "M": 1 << 20}[text[-1]]
+    except (OSError, ValueError, KeyError, IndexError):
+        return default
+
+
+_L2_BYTES = _cache_bytes(2, 512 << 10)
+_LAST_LEVEL_BYTES = _cache_bytes(3, 32 << 20)
+
+
+def _cache_plan(direction, kernel, Wr, patch_bytes):
+    """Whether a direction's products should bring W[l] into the cache ahead of use (see the
+    module docstring); measured on the paper's layers (docs/performance.md, ninth session):
+      * the input gradient on BLAS: OpenBLAS packs W[l]ᵀ in an order the hardware prefetcher
+        does not follow, so W[l] read in address order first, while it fits in the L2 (512 KiB
+        per core here), is then packed from there (ImageNet-LC at batch 32: layer 1 74 → 48 ms, layer 3 100 → 83;
+        MNIST-LC and CIFAR-LC unchanged);
+      * the forward on `simd`: prefetching the next location's weights pays only when the layer's
+        weights are more than the last-level cache holds and two locations' weights and a patch
+        fit in half the L2 (ImageNet-LC layer 1: 49.0 → 43.5 ms); otherwise the
+        prefetches cost more than they save (MNIST-LC layer 2 +0.35 ms, CIFAR-LC layer 1 +0.6,
+        ImageNet-LC layer 3 +7)."""
+    if direction == "backward_input":
+        return kernel == "blas" and Wr[0].nbytes <= _L2_BYTES
+    if direction == "forward":
+        return (kernel == "simd" and Wr.nbytes > _LAST_LEVEL_BYTES
+                and 2 * Wr[0].nbytes + patch_bytes <= _L2_BYTES // 2)
+    return False
 
 
 # ----------------------------------------------------------------------------- per location
@@ -248,9 +283,11 @@ def _ld(a):
 
 
 @numba.njit(parallel=True, cache=True)
-def _forward(gemm, own, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, left, Q, parts):
+def _forward(gemm, own, prefetch, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, left, Q,
+             parts):
     """yᵀ (O, L, N): per location, gather the patch and yᵀ[:, l] = W[l] @ patchᵀ, which ?gemm
-    (or `simd.gemm_nn` if `own`) writes in place as the (O, N) slice (leading dimension L·N)."""
+    (or `simd.gemm_nn` if `own`, prefetching W[l + 1] if `prefetch`) writes in place as the
+    (O, N) slice (leading dimension L·N)."""
     C = src.shape[0] if batch_last else src.shape[1]
     L, O, K = Wr.shape
     yt = np.empty((O, L, N), dtype=src.dtype)
@@ -261,7 +298,9 @@ def _forward(gemm, own, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, l
         patch = pt.reshape((K, N))
         for l in range(l0, l1):
             _gather(xt, pt, l // Q, l % Q, top + h0, left, sh, sw)
-            if own:
+            if own and prefetch and l + 1 < l1:
+                simd.gemm_nn(Wr[l], patch, yt[:, l], Wr[l + 1])
+            elif own:
                 simd.gemm_nn(Wr[l], patch, yt[:, l])
             else:
                 cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, NO_TRANS, O, N, K, one, Wr[l], K, pt, N,
@@ -274,7 +313,7 @@ def _backward_input(gemm, own, warm, omatcopy, dsrc, batch_last, N, Wr, C, kh, k
                     top, left, Q, parts):
     """dxᵀ (C, H, W, N): per location, patchᵀ-grad = W[l]ᵀ @ dyᵀ[:, l] by ?gemm (or by
     `simd.gemm_nn` if `own`), scatter-added; if `warm`, W[l] is first read into the cache in
-    address order (`_WARM_WEIGHTS_BYTES`). Each part scatter-adds into its own slab of dxᵀ,
+    address order (`_cache_plan`). Each part scatter-adds into its own slab of dxᵀ,
     the input rows [h0, h1) its locations touch, and copies the rows no other part touches into
     dxᵀ; after the region the few rows two parts share are summed, and rows no window touches
     zeroed."""
@@ -498,7 +537,8 @@ def lc_forward(blas, parts, x, W, stride, pads):
         yt = _direct_forward(C, kh, kw)(blas.omatcopy[x.dtype], src, batch_last, N, Wr, *stride,
                                         top, left, Q, parts)[:, :, :N]
     else:
-        yt = _forward(blas.gemm[x.dtype], kernel == "simd", blas.omatcopy[x.dtype], src,
+        prefetch = _cache_plan("forward", kernel, Wr, C * kh * kw * N * x.itemsize)
+        yt = _forward(blas.gemm[x.dtype], kernel == "simd", prefetch, blas.omatcopy[x.dtype], src,
                       batch_last, N, Wr, kh, kw, *stride, top, left, Q, parts)
     return _batch_first_view(yt.reshape(O, P, Q, N))
 
@@ -519,7 +559,7 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
         return _numpy_backward_input(dy, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2])
     dsrc, batch_last = _locations(dy)
     own = product_kernel("backward_input", C * kh * kw, N, dy.itemsize) == "simd"
-    warm = not own and Wr[0].nbytes <= _WARM_WEIGHTS_BYTES
+    warm = _cache_plan("backward_input", "simd" if own else "blas", Wr, 0)
     return _batch_first_view(_backward_input(
         blas.gemm[dy.dtype], own, warm, blas.omatcopy[dy.dtype], dsrc, batch_last, N, Wr, C, kh,
         kw, *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q)))

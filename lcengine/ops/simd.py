@@ -17,7 +17,8 @@ would keep them in memory, or leave the loop scalar (docs/performance.md, sessio
   * `_outer`: an MR × NV block of vectors of C; per step k, NV vector loads of B's row k,
     MR broadcasts of A[i, k], MR·NV fused multiply-adds. 6 × 2, or 9 × 1 when C has at most 9
     rows (MNIST-LC layer 1's input gradient, K = 9: 0.33 against 0.46 ms on one core for 6 × 2,
-    which left a quarter of its second block idle);
+    which left a quarter of its second block idle); a variant also prefetches one cache line of
+    another array per step (`gemm_nn`'s `then`: the next location's weights);
   * `_dot`: an MR × NR block of vector accumulators over R; per step, MR + NR vector loads and
     MR·NR fused multiply-adds, then each accumulator summed across its lanes.
 A vector is 32 bytes (8 float32 or 4 float64; AVX2's registers, which LLVM maps onto whatever
@@ -127,25 +128,44 @@ def _fma(builder, vty):
     return cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.v{vty.count}f{bits}")
 
 
-def _outer_kernel(MR, NV):
-    """`_outer` for blocks of MR rows × NV vectors of C."""
+def _prefetch(builder, base, line, lines):
+    """Prefetch cache line min(line, lines − 1) from address `base` on, into every level."""
+    i32, i8p = ir.IntType(32), ir.IntType(8).as_pointer()
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+    last = builder.sub(lines, _const(1))
+    line = builder.select(builder.icmp_signed("<", line, last), line, last)
+    address = builder.add(base, builder.mul(line, _const(CACHE_LINE)))
+    builder.call(fn, [builder.inttoptr(address, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                      ir.Constant(i32, 1)])
+
+
+def _outer_kernel(MR, NV, prefetching=False):
+    """`_outer` for blocks of MR rows × NV vectors of C; with `prefetching`, it takes two more
+    arguments, pf and pf_lines, and at step k prefetches line min(k, pf_lines − 1) of the
+    pf_lines lines from address pf on."""
 
     @intrinsic
-    def _outer(typingctx, one, rows, nvec, steps, a, a_rs, a_cs, b, b_rs, c, c_rs):
+    def _outer(typingctx, one, rows, nvec, steps, a, a_rs, a_cs, b, b_rs, c, c_rs, *pf):
         """C[i, v·W:(v+1)·W] = Σ_{k < steps} A[i·a_rs + k·a_cs] · B[k·b_rs + v·W : … + W] for
         i < rows ≤ MR and v < nvec ≤ NV (W lanes per vector). a, b, c are addresses of the
         first numbers; strides count numbers. steps ≥ 1."""
+        if len(pf) != (2 if prefetching else 0):
+            raise numba.errors.TypingError("simd: _outer takes (pf, pf_lines) iff prefetching")
         fty, lanes, size = _float(one)
         vty = ir.VectorType(fty, lanes)
 
         def codegen(context, builder, signature, args):
-            _, rows_v, nvec_v, steps_v, a_v, a_rs_v, a_cs_v, b_v, b_rs_v, c_v, c_rs_v = args
+            _, rows_v, nvec_v, steps_v, a_v, a_rs_v, a_cs_v, b_v, b_rs_v, c_v, c_rs_v = args[:11]
+            prefetched = [builder.extract_value(args[11], i) for i in range(len(pf))]
             fma = _fma(builder, vty)
             a_p, b_p, c_p = _pointers(builder, fty, a_v, b_v, c_v)
             a_rows = _row_pointers(builder, a_p, a_rs_v, rows_v, MR)
             b_cols = [builder.mul(_clamped(builder, v, nvec_v), _const(lanes)) for v in range(NV)]
 
             def body(k, acc):
+                if prefetching:
+                    _prefetch(builder, prefetched[0], k, prefetched[1])
                 b_row = builder.gep(b_p, [builder.mul(k, b_rs_v)])
                 bv = [_load(builder, builder.gep(b_row, [col]), vty, size) for col in b_cols]
                 a_off = builder.mul(k, a_cs_v)
@@ -167,13 +187,16 @@ def _outer_kernel(MR, NV):
                         builder.store(acc[i * NV + v], ptr, align=size)
             return context.get_dummy_value()
 
-        return types.void(one, rows, nvec, steps, a, a_rs, a_cs, b, b_rs, c, c_rs), codegen
+        sig = types.void(one, rows, nvec, steps, a, a_rs, a_cs, b, b_rs, c, c_rs,
+                         types.StarArgTuple.from_types(pf))
+        return sig, codegen
 
     return _outer
 
 
 _outer_6x2 = _outer_kernel(6, 2)      # the general block
 _outer_9x1 = _outer_kernel(9, 1)      # for C of at most 9 rows (MNIST-LC layer 1's K = 9)
+_outer_6x2_prefetching = _outer_kernel(6, 2, prefetching=True)
 
 
 @intrinsic
@@ -285,9 +308,11 @@ def _numbers(a):
 
 
 @numba.njit(nogil=True, cache=True)
-def gemm_nn(A, B, C):
+def gemm_nn(A, B, C, then=None):
     """C = A @ B for A (M, K), B (K, Nc) and C (M, Nc) of one float dtype, B's and C's rows
-    contiguous (their strides[1] one number), K ≥ 1."""
+    contiguous (their strides[1] one number), K ≥ 1. `then`, a C-contiguous array (the next
+    location's weights), is prefetched along the way, a line per step spread over the blocks of
+    6 rows, so that its loads overlap this product's arithmetic (not with C of at most 9 rows)."""
     M, K = A.shape
     Nc = B.shape[1]
     if B.shape[0] != K:
@@ -295,6 +320,8 @@ def gemm_nn(A, B, C):
     if K < 1:
         raise ValueError("simd.gemm_nn: the sum must have at least one term (K ≥ 1)")
     _check(A, B, C, M, Nc, B, C)
+    if then is not None and not then.flags.c_contiguous:
+        raise ValueError("simd.gemm_nn: `then` must be C-contiguous")
     one = np.ones(1, dtype=C.dtype)[0]
     lanes = VECTOR_BYTES // C.itemsize
     a_rs, a_cs = _numbers(A)
@@ -305,12 +332,25 @@ def gemm_nn(A, B, C):
         for v in range(vectors):
             _outer_9x1(one, M, 1, K, a0, a_rs, a_cs, b0 + v * lanes * size, b_rs,
                        c0 + v * lanes * size, c_rs)
-    else:
+    elif then is None:
         for i in range(0, M, 6):
             for v in range(0, vectors, 2):
                 _outer_6x2(one, min(6, M - i), min(2, vectors - v), K, a0 + i * a_rs * size,
                            a_rs, a_cs, b0 + v * lanes * size, b_rs,
                            c0 + (i * c_rs + v * lanes) * size, c_rs)
+    else:
+        lines = max(1, (then.size * then.itemsize + CACHE_LINE - 1) // CACHE_LINE)
+        per_block = -(-lines // (-(-M // 6) * -(-vectors // 2)))     # ceil(lines / blocks)
+        first = 0
+        for i in range(0, M, 6):
+            for v in range(0, vectors, 2):
+                start = min(first, lines - 1)
+                _outer_6x2_prefetching(one, min(6, M - i), min(2, vectors - v), K,
+                                       a0 + i * a_rs * size, a_rs, a_cs, b0 + v * lanes * size,
+                                       b_rs, c0 + (i * c_rs + v * lanes) * size, c_rs,
+                                       then.ctypes.data + start * CACHE_LINE,
+                                       max(1, min(per_block, lines - start)))
+                first += per_block
     for i in range(M):                                       # columns past the last vector
         for n in range(vectors * lanes, Nc):
             s = A[i, 0] * B[0, n]
