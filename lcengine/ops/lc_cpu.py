@@ -92,8 +92,8 @@ def _cache_plan(direction, kernel, Wr, patch_bytes):
     module docstring); measured on the paper's layers (docs/performance.md, ninth session):
       * the input gradient on BLAS: OpenBLAS packs W[l]ᵀ in an order the hardware prefetcher
         does not follow, so W[l] read in address order first, while it fits in the L2 (512 KiB
-        per core here), is then packed from there (ImageNet-LC at batch 32: layer 1 74 → 48 ms, layer 3 100 → 83;
-        MNIST-LC and CIFAR-LC unchanged);
+        per core here), is then packed from there (ImageNet-LC at batch 32: layer 1 74 → 48 ms,
+        layer 3 100 → 83; MNIST-LC and CIFAR-LC unchanged);
       * the forward on `simd`: prefetching the next location's weights pays only when the layer's
         weights are more than the last-level cache holds and two locations' weights and a patch
         fit in half the L2 (ImageNet-LC layer 1: 49.0 → 43.5 ms); otherwise the
