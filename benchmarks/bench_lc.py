@@ -30,8 +30,8 @@ transposes (the figures before the seventh session). Baselines always get batch-
 
 `--rounds R` runs the timing pass over all layers R times (operands made afresh each round, the
 check and the baselines in the first round only) and gives each op's best call of all rounds,
-with the best of each round in "ms_by_round"; the sgemm readings of every round count for the
-totals' best. On the shared development machine the slowdowns last seconds: in one process, the
+with the best of each round in "ms_by_round", against the best sgemm reading taken before its
+layer in any round; the readings of every round count for the totals' best. On the shared development machine the slowdowns last seconds: in one process, the
 best of 40 calls of MNIST-LC layer 1's ops moved between 0.28 and 0.67 ms from one set of 40 to
 the next (ninth session), so back-to-back repeats share one disturbance and rounds spread the
 calls of each op over the run (what asv's "rounds" do for the same reason).
@@ -177,18 +177,20 @@ def _time_baseline(fn, repeats):
 
 @dataclass
 class _Timed:
-    """One op's timed calls over the rounds so far, and the fields fixed for the run."""
+    """One op's timed calls over the rounds so far, and the fields fixed for the run. Its best
+    call is compared with the best sgemm reading taken before its layer in any round: both the
+    least disturbed of their kind (pairing it with the reading of its own round paired a lucky
+    call with a disturbed reading: MNIST-LC layer 2's weight gradient came out at 103.5 %)."""
     L: dict
     direction: str
     fixed: dict                       # order, products, the check's errors, baselines' seconds
     sec: list = field(default_factory=list)          # wall seconds of every call, all rounds
     cpu: list = field(default_factory=list)
-    adjacent: float = 0.0            # the sgemm reading before the layer, in the best round
+    adjacent: float = 0.0            # the best sgemm reading before the layer, of all rounds
     by_round: list = field(default_factory=list)     # best ms of each round
 
     def add(self, sec, cpu, adjacent):
-        if not self.sec or min(sec) < min(self.sec):
-            self.adjacent = adjacent
+        self.adjacent = max(self.adjacent, adjacent)
         self.sec += sec
         self.cpu += cpu
         self.by_round.append(round(1e3 * min(sec), 3))
