@@ -179,21 +179,26 @@ def test_more_parts_than_this_machine_has_cores(direction, parts, monkeypatch):
                      what=f"{parts} parts: {direction} {case}")
 
 
+def _every_case_through(kind, direction, seed, label):
+    """Every case, both dtypes, with the products forced onto `kind`, against `lc_ref`."""
+    for dtype in (np.float32, np.float64):
+        rtol, atol = TOL[dtype]
+        for case in CASES:
+            x, W, dy, stride, pads = _setup(case, dtype, seed)
+            with lc_cpu.forced_products(kind):
+                got = _call(lc_cpu, direction, x, W, dy, stride, pads)
+            assert_close(got, _call(lc_ref, direction, x, W, dy, stride, pads), rtol=rtol,
+                         atol=atol * math.sqrt(_sum_length(direction, x, W)), seed=seed,
+                         what=f"{kind} {direction} {case} {dtype.__name__}{label}")
+
+
 @pytest.mark.parametrize("kind", lc_cpu.PRODUCTS)
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_both_product_paths(direction, kind):
     """Every case through `simd`'s kernels and through ?gemm, whichever the shape would pick:
     row and vector counts that leave partial blocks, columns past the last vector (batch 1, 5,
     70), K of 1 to 81, both dtypes."""
-    for dtype in (np.float32, np.float64):
-        rtol, atol = TOL[dtype]
-        for case in CASES:
-            x, W, dy, stride, pads = _setup(case, dtype, 15)
-            with lc_cpu.forced_products(kind):
-                got = _call(lc_cpu, direction, x, W, dy, stride, pads)
-            assert_close(got, _call(lc_ref, direction, x, W, dy, stride, pads), rtol=rtol,
-                         atol=atol * math.sqrt(_sum_length(direction, x, W)), seed=15,
-                         what=f"{kind} {direction} {case} {dtype.__name__}")
+    _every_case_through(kind, direction, 15, "")
 
 
 @pytest.mark.parametrize("direction, kind", [("forward", "simd"), ("backward_input", "blas")])
@@ -201,15 +206,7 @@ def test_weights_brought_into_cache_ahead_change_nothing(monkeypatch, direction,
     """The paths `_cache_plan` takes only on ImageNet-sized weights (the forward prefetching the
     next location's W, the input gradient reading W[l] first), forced on every case."""
     monkeypatch.setattr(lc_cpu, "_cache_plan", lambda *args: True)
-    for dtype in (np.float32, np.float64):
-        rtol, atol = TOL[dtype]
-        for case in CASES:
-            x, W, dy, stride, pads = _setup(case, dtype, 16)
-            with lc_cpu.forced_products(kind):
-                got = _call(lc_cpu, direction, x, W, dy, stride, pads)
-            assert_close(got, _call(lc_ref, direction, x, W, dy, stride, pads), rtol=rtol,
-                         atol=atol * math.sqrt(_sum_length(direction, x, W)), seed=16,
-                         what=f"{kind} {direction} {case} {dtype.__name__}, cache plan on")
+    _every_case_through(kind, direction, 16, ", cache plan on")
 
 
 def test_cache_plan_follows_the_measurements():
