@@ -71,8 +71,6 @@ _OWN_WEIGHT_GRADIENT_MAX_K = 128
 _OWN_WEIGHT_GRADIENT_MIN_N = 64
 
 
-
-
 def _cache_bytes(index, default):
     """The size of cpu0's cache `index` (sysfs: 2 = L2, 3 = L3 here), or `default`."""
     try:
