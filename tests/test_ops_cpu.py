@@ -179,11 +179,11 @@ def test_more_parts_than_this_machine_has_cores(direction, parts, monkeypatch):
                      what=f"{parts} parts: {direction} {case}")
 
 
-def _every_case_through(kind, direction, seed, label):
+def _every_case_through(kind, direction, seed, label, cases=CASES):
     """Every case, both dtypes, with the products forced onto `kind`, against `lc_ref`."""
     for dtype in (np.float32, np.float64):
         rtol, atol = TOL[dtype]
-        for case in CASES:
+        for case in cases:
             x, W, dy, stride, pads = _setup(case, dtype, seed)
             with lc_cpu.forced_products(kind):
                 got = _call(lc_cpu, direction, x, W, dy, stride, pads)
@@ -206,7 +206,9 @@ def test_weights_brought_into_cache_ahead_change_nothing(monkeypatch, direction,
     """The paths `_cache_plan` takes only on ImageNet-sized weights (the forward prefetching the
     next location's W, the input gradient reading W[l] first), forced on every case."""
     monkeypatch.setattr(lc_cpu, "_cache_plan", lambda *args: True)
-    _every_case_through(kind, direction, 16, ", cache plan on")
+    wide = [(3, 2, (9, 7), 14, (3, 3), (2, 1), "same"),    # O > 9: `simd`'s 6-row blocks, and
+            (20, 3, (7, 6), 11, (3, 2), (1, 2), "valid")]  # batches below and above a vector
+    _every_case_through(kind, direction, 16, ", cache plan on", CASES + wide)
 
 
 def test_cache_plan_follows_the_measurements():

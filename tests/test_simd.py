@@ -53,9 +53,11 @@ def test_gemm_nt(shape, dtype):
         _check(C, A @ B.T, dtype, R)
 
 
-@pytest.mark.parametrize("shape", [(48, 243, 32), (13, 300, 24), (7, 5, 19), (6, 7, 16)])
+@pytest.mark.parametrize("shape", [(48, 243, 32), (13, 300, 24), (7, 5, 19), (6, 7, 16),
+                                   (13, 7, 5), (20, 9, 12)])
 def test_gemm_nn_prefetching_another_array_gives_the_same(shape):
-    """`then` is only prefetched: smaller or larger than the product's blocks can spread it."""
+    """`then` is only prefetched: smaller or larger than the product's blocks can spread it,
+    and with fewer columns than a vector there are no blocks to spread it over."""
     M, K, N = shape
     rng = np.random.default_rng(5)
     A, B = _operand(rng, (M, K), np.float32, True), _operand(rng, (K, N), np.float32, False)

@@ -332,25 +332,26 @@ def gemm_nn(A, B, C, then=None):
         for v in range(vectors):
             _outer_9x1(one, M, 1, K, a0, a_rs, a_cs, b0 + v * lanes * size, b_rs,
                        c0 + v * lanes * size, c_rs)
-    elif then is None:
-        for i in range(0, M, 6):
-            for v in range(0, vectors, 2):
-                _outer_6x2(one, min(6, M - i), min(2, vectors - v), K, a0 + i * a_rs * size,
-                           a_rs, a_cs, b0 + v * lanes * size, b_rs,
-                           c0 + (i * c_rs + v * lanes) * size, c_rs)
     else:
-        lines = max(1, (then.size * then.itemsize + CACHE_LINE - 1) // CACHE_LINE)
-        per_block = -(-lines // (-(-M // 6) * -(-vectors // 2)))     # ceil(lines / blocks)
-        first = 0
+        blocks = -(-M // 6) * -(-vectors // 2)
+        lines, per_block = 1, 1                  # `then`'s cache lines, and each block's share
+        if then is not None and blocks > 0:
+            lines = max(1, -(-then.size * then.itemsize // CACHE_LINE))
+            per_block = -(-lines // blocks)
+        block = 0
         for i in range(0, M, 6):
             for v in range(0, vectors, 2):
-                start = min(first, lines - 1)
-                _outer_6x2_prefetching(one, min(6, M - i), min(2, vectors - v), K,
-                                       a0 + i * a_rs * size, a_rs, a_cs, b0 + v * lanes * size,
-                                       b_rs, c0 + (i * c_rs + v * lanes) * size, c_rs,
-                                       then.ctypes.data + start * CACHE_LINE,
-                                       max(1, min(per_block, lines - start)))
-                first += per_block
+                rows, nvec = min(6, M - i), min(2, vectors - v)
+                a, b = a0 + i * a_rs * size, b0 + v * lanes * size
+                c = c0 + (i * c_rs + v * lanes) * size
+                if then is None:
+                    _outer_6x2(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs)
+                else:
+                    start = min(block * per_block, lines - 1)
+                    _outer_6x2_prefetching(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs,
+                                           then.ctypes.data + start * CACHE_LINE,
+                                           max(1, min(per_block, lines - start)))
+                block += 1
     for i in range(M):                                       # columns past the last vector
         for n in range(vectors * lanes, Nc):
             s = A[i, 0] * B[0, n]
