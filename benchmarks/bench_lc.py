@@ -31,10 +31,11 @@ transposes (the figures before the seventh session). Baselines always get batch-
 `--rounds R` runs the timing pass over all layers R times (operands made afresh each round, the
 check and the baselines in the first round only) and gives each op's best call of all rounds,
 with the best of each round in "ms_by_round", against the best sgemm reading taken before its
-layer in any round; the readings of every round count for the totals' best. On the shared development machine the slowdowns last seconds: in one process, the
-best of 40 calls of MNIST-LC layer 1's ops moved between 0.28 and 0.67 ms from one set of 40 to
-the next (ninth session), so back-to-back repeats share one disturbance and rounds spread the
-calls of each op over the run (what asv's "rounds" do for the same reason).
+layer in any round; the readings of every round count for the totals' best. On the shared
+development machine the slowdowns last seconds: in one process, the best of 40 calls of MNIST-LC
+layer 1's ops moved between 0.28 and 0.67 ms from one set of 40 to the next (ninth session), so
+back-to-back repeats share one disturbance and rounds spread the calls of each op over the run
+(what asv's "rounds" do for the same reason).
 """
 
 from __future__ import annotations
@@ -271,10 +272,8 @@ def run(nets=NETS, batch=None, repeats=5, check_batch=8, baselines=True, layers=
                     if rounds == 1:
                         out(timed[key].line(peak_cpu[0], cores))
                 del x, W, dy, xs, dys
-    if rounds == 1:
-        results = [r for r in records if r["kind"] == "op"]
-    else:
-        results = [t.line(peak_cpu[0], cores) for t in timed.values()]
+    results = [t.line(peak_cpu[0], cores) for t in timed.values()]
+    if rounds > 1:                                    # the lines of one round are out already
         for rec in results:
             out(rec)
     peak.measure()

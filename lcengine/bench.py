@@ -42,7 +42,7 @@ def bench():
               help="Batch size; default 128 (MNIST-LC, CIFAR-LC) and 32 (ImageNet-LC).")
 @click.option("--layers", default=None,
               help="Comma-separated 1-based LC layer numbers; default all (ImageNet-LC: 1,3).")
-@click.option("--repeats", type=int, default=5, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=5, show_default=True,
               help="Timed calls per op after a warm-up call; the best is reported.")
 @click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Timing passes over all layers; each op's best call of all rounds is "

@@ -109,3 +109,11 @@ def test_bench_lc_operands_in_training_order_hold_the_same_values():
     first = bench_lc.in_order(L, x, dy, "batch-first")
     assert first[0] is x and first[1] is dy
     assert bench_lc.in_order({"layer": 1}, x, dy, "training")[0] is x
+
+
+def test_bench_ops_offers_the_product_paths_lc_cpu_has():
+    """`lcengine bench ops` lists them without importing the ops (Numba) at CLI start."""
+    from lcengine.bench import ops
+    from lcengine.ops import lc_cpu
+    choice = next(p for p in ops.params if p.name == "products").type.choices
+    assert tuple(choice) == ("auto",) + lc_cpu.PRODUCTS

@@ -564,11 +564,11 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
     if blas is None:
         return _numpy_backward_input(dy, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2])
     dsrc, batch_last = _locations(dy)
-    own = product_kernel("backward_input", C * kh * kw, N, dy.itemsize) == "simd"
-    warm = _cache_plan("backward_input", "simd" if own else "blas", Wr, 0)
+    kernel = product_kernel("backward_input", C * kh * kw, N, dy.itemsize)
+    warm = _cache_plan("backward_input", kernel, Wr, 0)
     return _batch_first_view(_backward_input(
-        blas.gemm[dy.dtype], own, warm, blas.omatcopy[dy.dtype], dsrc, batch_last, N, Wr, C, kh,
-        kw, *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q)))
+        blas.gemm[dy.dtype], kernel == "simd", warm, blas.omatcopy[dy.dtype], dsrc, batch_last,
+        N, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q)))
 
 
 @_parallel
