@@ -225,6 +225,27 @@ def test_cache_plan_follows_the_measurements():
     assert not plan("backward_weight", "blas", 3136, 48, 243, 32)
 
 
+@pytest.mark.parametrize("direction, K, N, itemsize, kind", [
+    ("forward", 9, 128, 4, "direct"),              # MNIST-LC layer 1
+    ("forward", 288, 128, 4, "simd"),              # MNIST-LC layer 2
+    ("forward", 1600, 128, 4, "blas"),             # CIFAR-LC layer 2
+    ("forward", 1200, 32, 4, "simd"),              # ImageNet-LC layer 3
+    ("backward_input", 9, 128, 4, "simd"),         # MNIST-LC layer 1
+    ("backward_input", 288, 128, 4, "blas"),       # MNIST-LC layer 2: a 144 KiB patch
+    ("backward_input", 75, 128, 4, "simd"),        # CIFAR-LC layer 1
+    ("backward_input", 1152, 128, 4, "blas"),      # CIFAR-LC layer 3
+    ("backward_input", 1728, 32, 4, "simd"),       # ImageNet-LC layer 7 at batch 32
+    ("backward_input", 1200, 64, 4, "blas"),       # ImageNet-LC layer 3 at batch 64
+    ("backward_input", 243, 128, 4, "simd"),       # ImageNet-LC layer 1 at batch 128
+    ("backward_input", 1200, 32, 8, "blas"),       # the same in float64: 256-byte rows
+    ("backward_weight", 75, 128, 4, "simd"),       # CIFAR-LC layer 1
+    ("backward_weight", 243, 32, 4, "blas"),       # ImageNet-LC layer 1
+])
+def test_product_kernel_follows_the_measurements(direction, K, N, itemsize, kind):
+    """Each direction's products where they were measured fastest (docs/performance.md)."""
+    assert lc_cpu.product_kernel(direction, K, N, itemsize) == kind
+
+
 def test_forced_products_names_a_bad_kind_and_restores_the_choice():
     rule = lc_cpu.product_kernel("forward", 288, 128, 4)
     with pytest.raises(ValueError, match="'cuda' is not one of simd, blas"):

@@ -8,8 +8,8 @@ from lcengine.ops import simd
 
 TOL = {np.float32: 1e-5, np.float64: 1e-13}
 
-# (M, K or R, Nc): one number; rows at and around the 9-row and 6-row blocks; columns that fill
-# whole blocks, leave a partial block, or end in less than a vector; long and one-step sums.
+# (M, K or R, Nc): one number; rows at and around the 6-row blocks; columns that fill whole
+# blocks, leave a partial block, or end in less than a vector; long and one-step sums.
 SHAPES = [(1, 1, 1), (2, 9, 33), (7, 5, 19), (9, 32, 128), (10, 3, 8), (13, 300, 24),
           (6, 7, 16), (96, 1200, 32), (17, 2, 5)]
 
@@ -51,6 +51,42 @@ def test_gemm_nt(shape, dtype):
         C = _operand(rng, (M, Nc), dtype, transposed)
         simd.gemm_nt(A, B, C)
         _check(C, A @ B.T, dtype, R)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{m}x{k}x{n}" for m, k, n in SHAPES])
+def test_gemm_tn(shape, dtype):
+    """C (K, Nc) = Aᵀ @ B, every operand a view with rows longer than it, C full of NaN first:
+    the first rank update overwrites it, the others add, and nothing past C's columns is
+    touched."""
+    M, K, Nc = shape
+    rng = np.random.default_rng(M * K + Nc + 2)
+    A = rng.standard_normal((M, K + 5)).astype(dtype)[:, :K]
+    B = rng.standard_normal((M, Nc + 1)).astype(dtype)[:, :Nc]
+    wide = np.full((K, Nc + 3), np.nan, dtype)
+    simd.gemm_tn(A, B, wide[:, :Nc])
+    _check(wide[:, :Nc], A.T @ B, dtype, M)
+    assert np.isnan(wide[:, Nc:]).all(), "wrote past C's columns"
+
+
+@pytest.mark.parametrize("M", [1, 5, 7, 13])
+def test_gemm_tn_reads_nothing_past_its_operands(M):
+    """A and B end where an inaccessible page begins; their last block has fewer than 6 rows,
+    which the kernel must not read beyond."""
+    K, Nc = 9, 16
+    a, keep_a = _before_a_guard_page(4 * M * K)
+    b, keep_b = _before_a_guard_page(4 * M * Nc)
+    if a is None or b is None:
+        pytest.skip("mprotect is not available here")
+    rng = np.random.default_rng(M)
+    A, B = a.reshape(M, K), b.reshape(M, Nc)
+    A[:], B[:] = rng.standard_normal((M, K)), rng.standard_normal((M, Nc))
+    C = np.empty((K, Nc), np.float32)
+    simd.gemm_tn(A, B, C)
+    _check(C, A.T @ B, np.float32, M)
+    del a, b, A, B
+    keep_a.close()
+    keep_b.close()
 
 
 @pytest.mark.parametrize("shape", [(48, 243, 32), (13, 300, 24), (7, 5, 19), (6, 7, 16),
@@ -100,7 +136,13 @@ def _f32(*shape):
     (lambda: simd.gemm_nt(_f32(3, 4), _f32(5, 4), _f32(5, 3)), "C's shape does not match"),
     (lambda: simd.gemm_nt(np.asfortranarray(_f32(3, 4)), _f32(5, 4), _f32(3, 5)),
      "non-contiguous rows"),
-], ids=["nn-depth", "nn-C", "nn-B-rows", "nn-empty-sum", "nt-depth", "nt-C", "nt-A-rows"])
+    (lambda: simd.gemm_tn(_f32(3, 4), _f32(4, 5), _f32(4, 5)), "A and B differ in rows"),
+    (lambda: simd.gemm_tn(_f32(3, 4), _f32(3, 5), _f32(3, 5)), "C's shape does not match"),
+    (lambda: simd.gemm_tn(np.asfortranarray(_f32(3, 4)), _f32(3, 5), _f32(4, 5)),
+     "A's rows must be contiguous"),
+    (lambda: simd.gemm_tn(_f32(0, 4), _f32(0, 5), _f32(4, 5)), "at least one term"),
+], ids=["nn-depth", "nn-C", "nn-B-rows", "nn-empty-sum", "nt-depth", "nt-C", "nt-A-rows",
+        "tn-depth", "tn-C", "tn-A-rows", "tn-empty-sum"])
 def test_bad_operands_are_named(call, message):
     """The kernels read and write through raw addresses: every mismatch is refused first."""
     with pytest.raises(ValueError, match=message):

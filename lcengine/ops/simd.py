@@ -1,6 +1,7 @@
 """Register-blocked matrix-product kernels for the thin per-location products of the LC ops.
 
     gemm_nn   C (M, Nc) = A (M, K) @ B (K, Nc)      B's and C's rows contiguous, A any strides
+    gemm_tn   C (K, Nc) = A (M, K)ᵀ @ B (M, Nc)     all rows contiguous
     gemm_nt   C (M, Nc) = A (M, R) @ B (Nc, R)ᵀ     A's and B's rows contiguous, C any strides
     warm      read an array into the cache, one load per cache line, in address order
 
@@ -14,20 +15,25 @@ as much as the arithmetic. These kernels read each operand where it lies.
 How. Each kernel is a block of accumulators written in LLVM IR (llvmlite, through a Numba
 `intrinsic`), so that the accumulators stay in registers as SSA values; Numba's own loops
 would keep them in memory, or leave the loop scalar (docs/performance.md, sessions 2-6):
-  * `_outer`: an MR × NV block of vectors of C; per step k, NV vector loads of B's row k,
-    MR broadcasts of A[i, k], MR·NV fused multiply-adds. 6 × 2, or 9 × 1 when C has at most 9
-    rows (MNIST-LC layer 1's input gradient, K = 9: 0.33 against 0.46 ms on one core for 6 × 2,
-    which left a quarter of its second block idle); a variant also prefetches one cache line of
-    another array per step (`gemm_nn`'s `then`: the next location's weights);
+  * `_outer`: an MR × NV block of vectors of C (6 × 2); per step k, NV vector loads of B's
+    row k, MR broadcasts of A[i, k], MR·NV fused multiply-adds; a variant also prefetches one
+    cache line of another array per step (`gemm_nn`'s `then`: the next location's weights);
+  * `_rank`: C += (6 rows of A)ᵀ @ (6 rows of B), NV = 2 vectors of C's columns at a time;
+    the 6 × NV vectors of B stay in registers, and per step k, NV vector loads and stores of
+    C's row k, 6 broadcasts of A[j, k] (six rows read in address order) and 6·NV fused
+    multiply-adds. For the input gradient's W[l]ᵀ @ dy, where `_outer` would read W[l] down
+    its columns and BLAS packs it, against the hardware prefetcher both ways (ImageNet-LC layer
+    3 at batch 32: 63 against 80 ms with BLAS; docs/performance.md, tenth session);
   * `_dot`: an MR × NR block of vector accumulators over R; per step, MR + NR vector loads and
     MR·NR fused multiply-adds, then each accumulator summed across its lanes.
 A vector is 32 bytes (8 float32 or 4 float64; AVX2's registers, which LLVM maps onto whatever
-the host has). MR·NV = MR·NR = 12 accumulators leave registers for the operands among AVX2's 16:
-with 3 × 4 the accumulators spilled to the stack (34 GFLOP/s on one core against 51 for 6 × 2,
-measured). Blocks at the edges pass their row and column counts at run time: rows and vectors
-past them read a valid row or vector and are not stored. What is left over at the edges, less
-than one vector, runs as plain loops in the drivers. The kernels read and write through raw
-addresses, so `gemm_nn` and `gemm_nt` refuse mismatched shapes, dtypes and row strides first.
+the host has). MR·NV = MR·NR = 12 accumulators (`_rank`: 12 vectors of B) leave registers for
+the operands among AVX2's 16: with 3 × 4 the accumulators spilled to the stack (34 GFLOP/s on
+one core against 51 for 6 × 2, measured). Blocks at the edges pass their row and column counts
+at run time: rows and vectors past them read a valid row or vector and are not stored (`_rank`
+holds B's rows past them as zeros). What is left over at the edges, less than one vector, runs
+as plain loops in the drivers. The kernels read and write through raw
+addresses, so the drivers refuse mismatched shapes, dtypes and row strides first.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from numba.extending import intrinsic
 VECTOR_BYTES = 32
 CACHE_LINE = 64                # bytes
 DOT_MR, DOT_NR = 4, 3         # `_dot`: rows of A × rows of B per block
+RANK_MR = 6                   # `_rank`: rows of A and B per update
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
@@ -194,9 +201,56 @@ def _outer_kernel(MR, NV, prefetching=False):
     return _outer
 
 
+def _rank_kernel(NV):
+    """`_rank` for NV vectors of C's rows."""
+
+    @intrinsic
+    def _rank(typingctx, one, rows, steps, first, a, a_rs, b, b_rs, c, c_rs):
+        """C[k·c_rs + v·W : … + W] (= 0 if first, else itself) + Σ_{j < rows} A[j·a_rs + k] ·
+        B[j·b_rs + v·W : … + W] for k < steps and v < NV (W lanes per vector), rows ≤ RANK_MR.
+        B's rows are held in registers (rows past `rows` as zeros) and A's rows read in address
+        order. a, b, c are addresses of the first numbers; strides count numbers. steps ≥ 1."""
+        fty, lanes, size = _float(one)
+        vty = ir.VectorType(fty, lanes)
+
+        def codegen(context, builder, signature, args):
+            _, rows_v, steps_v, first_v, a_v, a_rs_v, b_v, b_rs_v, c_v, c_rs_v = args
+            fma = _fma(builder, vty)
+            a_p, b_p, c_p = _pointers(builder, fty, a_v, b_v, c_v)
+            a_rows = _row_pointers(builder, a_p, a_rs_v, rows_v, RANK_MR)
+            zero = ir.Constant(vty, [0.0] * lanes)
+            bv = []
+            for j, row in enumerate(_row_pointers(builder, b_p, b_rs_v, rows_v, RANK_MR)):
+                inside = builder.icmp_signed("<", _const(j), rows_v)
+                loads = [_load(builder, builder.gep(row, [_const(v * lanes)]), vty, size)
+                         for v in range(NV)]
+                bv.append([builder.select(inside, value, zero) for value in loads])
+            first_b = builder.icmp_signed("!=", first_v, ir.Constant(first_v.type, 0))
+
+            def body(k, carried):
+                c_row = builder.gep(c_p, [builder.mul(k, c_rs_v)])
+                ptrs = [builder.bitcast(builder.gep(c_row, [_const(v * lanes)]), vty.as_pointer())
+                        for v in range(NV)]
+                acc = [builder.select(first_b, zero, builder.load(p, align=size)) for p in ptrs]
+                for j in range(RANK_MR):
+                    av = _splat(builder, builder.load(builder.gep(a_rows[j], [k])), vty)
+                    acc = [builder.call(fma, [av, bv[j][v], acc[v]]) for v in range(NV)]
+                for ptr, value in zip(ptrs, acc):
+                    builder.store(value, ptr, align=size)
+                return carried
+
+            _loop(builder, steps_v, [], body)
+            return context.get_dummy_value()
+
+        return types.void(one, rows, steps, first, a, a_rs, b, b_rs, c, c_rs), codegen
+
+    return _rank
+
+
 _outer_6x2 = _outer_kernel(6, 2)      # the general block
-_outer_9x1 = _outer_kernel(9, 1)      # for C of at most 9 rows (MNIST-LC layer 1's K = 9)
 _outer_6x2_prefetching = _outer_kernel(6, 2, prefetching=True)
+_rank_x2 = _rank_kernel(2)
+_rank_x1 = _rank_kernel(1)
 
 
 @intrinsic
@@ -312,7 +366,7 @@ def gemm_nn(A, B, C, then=None):
     """C = A @ B for A (M, K), B (K, Nc) and C (M, Nc) of one float dtype, B's and C's rows
     contiguous (their strides[1] one number), K ≥ 1. `then`, a C-contiguous array (the next
     location's weights), is prefetched along the way, a line per step spread over the blocks of
-    6 rows, so that its loads overlap this product's arithmetic (not with C of at most 9 rows)."""
+    6 rows, so that its loads overlap this product's arithmetic."""
     M, K = A.shape
     Nc = B.shape[1]
     if B.shape[0] != K:
@@ -328,30 +382,25 @@ def gemm_nn(A, B, C, then=None):
     b_rs, c_rs = _numbers(B)[0], _numbers(C)[0]
     vectors = Nc // lanes
     a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
-    if M <= 9:
-        for v in range(vectors):
-            _outer_9x1(one, M, 1, K, a0, a_rs, a_cs, b0 + v * lanes * size, b_rs,
-                       c0 + v * lanes * size, c_rs)
-    else:
-        blocks = -(-M // 6) * -(-vectors // 2)
-        lines, per_block = 1, 1                  # `then`'s cache lines, and each block's share
-        if then is not None and blocks > 0:
-            lines = max(1, -(-then.size * then.itemsize // CACHE_LINE))
-            per_block = -(-lines // blocks)
-        block = 0
-        for i in range(0, M, 6):
-            for v in range(0, vectors, 2):
-                rows, nvec = min(6, M - i), min(2, vectors - v)
-                a, b = a0 + i * a_rs * size, b0 + v * lanes * size
-                c = c0 + (i * c_rs + v * lanes) * size
-                if then is None:
-                    _outer_6x2(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs)
-                else:
-                    start = min(block * per_block, lines - 1)
-                    _outer_6x2_prefetching(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs,
-                                           then.ctypes.data + start * CACHE_LINE,
-                                           max(1, min(per_block, lines - start)))
-                block += 1
+    blocks = -(-M // 6) * -(-vectors // 2)
+    lines, per_block = 1, 1                      # `then`'s cache lines, and each block's share
+    if then is not None and blocks > 0:
+        lines = max(1, -(-then.size * then.itemsize // CACHE_LINE))
+        per_block = -(-lines // blocks)
+    block = 0
+    for i in range(0, M, 6):
+        for v in range(0, vectors, 2):
+            rows, nvec = min(6, M - i), min(2, vectors - v)
+            a, b = a0 + i * a_rs * size, b0 + v * lanes * size
+            c = c0 + (i * c_rs + v * lanes) * size
+            if then is None:
+                _outer_6x2(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs)
+            else:
+                start = min(block * per_block, lines - 1)
+                _outer_6x2_prefetching(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs,
+                                       then.ctypes.data + start * CACHE_LINE,
+                                       max(1, min(per_block, lines - start)))
+            block += 1
     for i in range(M):                                       # columns past the last vector
         for n in range(vectors * lanes, Nc):
             s = A[i, 0] * B[0, n]
@@ -389,3 +438,40 @@ def gemm_nt(A, B, C):
             for r in range(vectors * lanes, R):
                 s += A[i, r] * B[j, r]
             C[i, j] = s
+
+
+@numba.njit(nogil=True, cache=True)
+def gemm_tn(A, B, C):
+    """C = Aᵀ @ B for A (M, K), B (M, Nc) and C (K, Nc) of one float dtype, all rows contiguous,
+    M ≥ 1: rank-6 updates of C, each reading six rows of A in address order (streams that the
+    hardware prefetcher follows, where BLAS packs Aᵀ against them), C passing through the cache
+    six rows of A at a time."""
+    M, K = A.shape
+    Nc = B.shape[1]
+    if B.shape[0] != M:
+        raise ValueError("simd.gemm_tn: A and B differ in rows")
+    if M < 1:
+        raise ValueError("simd.gemm_tn: the sum must have at least one term (M ≥ 1)")
+    _check(A, B, C, K, Nc, B, C)
+    if not _rows_contiguous(A):
+        raise ValueError("simd.gemm_tn: A's rows must be contiguous")
+    one = np.ones(1, dtype=C.dtype)[0]
+    lanes = VECTOR_BYTES // C.itemsize
+    a_rs, b_rs, c_rs = _numbers(A)[0], _numbers(B)[0], _numbers(C)[0]
+    vectors = Nc // lanes
+    a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
+    if K > 0:
+        for i in range(0, M, RANK_MR):
+            rows, a, b = min(RANK_MR, M - i), a0 + i * a_rs * size, b0 + i * b_rs * size
+            for v in range(0, vectors, 2):
+                bv, cv = b + v * lanes * size, c0 + v * lanes * size
+                if vectors - v >= 2:
+                    _rank_x2(one, rows, K, i == 0, a, a_rs, bv, b_rs, cv, c_rs)
+                else:
+                    _rank_x1(one, rows, K, i == 0, a, a_rs, bv, b_rs, cv, c_rs)
+    for k in range(K):                                       # columns past the last vector
+        for n in range(vectors * lanes, Nc):
+            s = A[0, k] * B[0, n]
+            for i in range(1, M):
+                s += A[i, k] * B[i, n]
+            C[k, n] = s
