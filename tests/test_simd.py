@@ -89,22 +89,28 @@ def test_gemm_tn_reads_nothing_past_its_operands(M):
     keep_b.close()
 
 
+@pytest.mark.parametrize("product", ["nn", "tn"])
 @pytest.mark.parametrize("shape", [(48, 243, 32), (13, 300, 24), (7, 5, 19), (6, 7, 16),
                                    (13, 7, 5), (20, 9, 12)])
-def test_gemm_nn_prefetching_another_array_gives_the_same(shape):
+def test_prefetching_another_array_gives_the_same(shape, product):
     """`then` is only prefetched: smaller or larger than the product's blocks can spread it,
     and with fewer columns than a vector there are no blocks to spread it over."""
     M, K, N = shape
     rng = np.random.default_rng(5)
-    A, B = _operand(rng, (M, K), np.float32, True), _operand(rng, (K, N), np.float32, False)
-    plain = np.empty((M, N), np.float32)
-    simd.gemm_nn(A, B, plain)
+    if product == "nn":
+        gemm, A = simd.gemm_nn, _operand(rng, (M, K), np.float32, True)
+        B, C_shape = _operand(rng, (K, N), np.float32, False), (M, N)
+    else:
+        gemm, A = simd.gemm_tn, _operand(rng, (M, K), np.float32, False)
+        B, C_shape = _operand(rng, (M, N), np.float32, False), (K, N)
+    plain = np.empty(C_shape, np.float32)
+    gemm(A, B, plain)
     for then in (np.ones(1, np.float32), rng.standard_normal((50, 301)).astype(np.float32)):
-        C = np.empty((M, N), np.float32)
-        simd.gemm_nn(A, B, C, then)
+        C = np.empty(C_shape, np.float32)
+        gemm(A, B, C, then)
         np.testing.assert_array_equal(C, plain)
     with pytest.raises(ValueError, match="`then` must be C-contiguous"):
-        simd.gemm_nn(A, B, plain, np.ones((4, 4), np.float32)[:, 1])
+        gemm(A, B, plain, np.ones((4, 4), np.float32)[:, 1])
 
 
 def test_gemm_nt_with_an_empty_sum_is_zero():

@@ -88,22 +88,22 @@ _LAST_LEVEL_BYTES = _cache_bytes(3, 32 << 20)
 
 def _cache_plan(direction, kernel, Wr, patch_bytes):
     """Whether a direction's products should bring W[l] into the cache ahead of use (see the
-    module docstring); measured on the paper's layers (docs/performance.md, ninth session):
+    module docstring); measured on the paper's layers (docs/performance.md, ninth and tenth
+    sessions):
       * the input gradient on BLAS: OpenBLAS packs W[l]ᵀ in an order the hardware prefetcher
         does not follow, so W[l] read in address order first, while it fits in the L2 (512 KiB
         per core here), is then packed from there (ImageNet-LC at batch 32: layer 1 74 → 48 ms,
         layer 3 100 → 83; MNIST-LC and CIFAR-LC unchanged);
-      * the forward on `simd`: prefetching the next location's weights pays only when the layer's
-        weights are more than the last-level cache holds and two locations' weights and a patch
-        fit in half the L2 (ImageNet-LC layer 1: 49.0 → 43.5 ms); otherwise the
-        prefetches cost more than they save (MNIST-LC layer 2 +0.35 ms, CIFAR-LC layer 1 +0.6,
-        ImageNet-LC layer 3 +7)."""
-    if direction == "backward_input":
-        return kernel == "blas" and Wr[0].nbytes <= _L2_BYTES
-    if direction == "forward":
-        return (kernel == "simd" and Wr.nbytes > _LAST_LEVEL_BYTES
-                and 2 * Wr[0].nbytes + patch_bytes <= _L2_BYTES // 2)
-    return False
+      * the forward and the input gradient on `simd`: prefetching the next location's weights
+        pays only when the layer's weights are more than the last-level cache holds and two
+        locations' weights and a patch fit in half the L2 (ImageNet-LC layer 1: forward 49.0 →
+        43.5 ms, the input gradient's products 34-37 → 28-31); otherwise the prefetches cost
+        more than they save (forward: MNIST-LC layer 2 +0.35 ms, CIFAR-LC layer 1 +0.6,
+        ImageNet-LC layer 3 +7; input gradient: ImageNet-LC layer 3 +10)."""
+    if kernel == "blas":
+        return direction == "backward_input" and Wr[0].nbytes <= _L2_BYTES
+    return (kernel == "simd" and direction != "backward_weight" and Wr.nbytes > _LAST_LEVEL_BYTES
+            and 2 * Wr[0].nbytes + patch_bytes <= _L2_BYTES // 2)
 
 
 # ----------------------------------------------------------------------------- per location
@@ -310,11 +310,11 @@ def _forward(gemm, own, prefetch, omatcopy, src, batch_last, N, Wr, kh, kw, sh, 
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_input(gemm, own, warm, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, sh, sw,
-                    top, left, Q, parts):
+def _backward_input(gemm, own, ahead, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, sh,
+                    sw, top, left, Q, parts):
     """dxᵀ (C, H, W, N): per location, patchᵀ-grad = W[l]ᵀ @ dyᵀ[:, l] by ?gemm (or by
-    `simd.gemm_nn` if `own`), scatter-added; if `warm`, W[l] is first read into the cache in
-    address order (`_cache_plan`). Each part zeroes and scatter-adds into the input rows only
+    `simd.gemm_tn` if `own`), scatter-added; if `ahead` (`_cache_plan`), W[l] is first read into
+    the cache in address order for ?gemm, or `gemm_tn` prefetches W[l + 1]. Each part zeroes and scatter-adds into the input rows only
     its locations touch, [e0, e1), in dxᵀ itself, and into a slab of its own for the few rows
     next to them that a neighbouring part touches too; after the region those rows are summed
     into dxᵀ, and rows no window touches zeroed. (Every row through a slab cost ImageNet-LC
@@ -346,15 +346,18 @@ def _backward_input(gemm, own, warm, omatcopy, dsrc, batch_last, N, Wr, C, kh, k
             nb = min(_BLOCK, l1 - lb)
             block = _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb)
             for j in range(nb):
-                if warm:
-                    simd.warm(Wr[lb + j])
-                if own:
-                    simd.gemm_tn(Wr[lb + j], block[j], patch)
+                l = lb + j
+                if own and ahead and l + 1 < l1:
+                    simd.gemm_tn(Wr[l], block[j], patch, Wr[l + 1])
+                elif own:
+                    simd.gemm_tn(Wr[l], block[j], patch)
                 else:
-                    cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[lb + j], K,
+                    if ahead:
+                        simd.warm(Wr[l])
+                    cblas.gemm(gemm, ROW_MAJOR, TRANS, NO_TRANS, K, N, O, one, Wr[l], K,
                                block[j], _ld(block[j]), zero, pt, N)
-                _scatter_add(pt, dxt, slab, h0[t], e0[t], e1[t], (lb + j) // Q, (lb + j) % Q,
-                             top, left, sh, sw)
+                _scatter_add(pt, dxt, slab, h0[t], e0[t], e1[t], l // Q, l % Q, top, left, sh,
+                             sw)
     for h in range(H):
         first, touching = 0, 0
         for t in range(parts):
@@ -570,10 +573,11 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
     if blas is None:
         return _numpy_backward_input(dy, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2])
     dsrc, batch_last = _locations(dy)
-    kernel = product_kernel("backward_input", C * kh * kw, N, dy.itemsize)
-    warm = _cache_plan("backward_input", kernel, Wr, 0)
+    K = C * kh * kw
+    kernel = product_kernel("backward_input", K, N, dy.itemsize)
+    ahead = _cache_plan("backward_input", kernel, Wr, K * N * dy.itemsize)
     return _batch_first_view(_backward_input(
-        blas.gemm[dy.dtype], kernel == "simd", warm, blas.omatcopy[dy.dtype], dsrc, batch_last,
+        blas.gemm[dy.dtype], kernel == "simd", ahead, blas.omatcopy[dy.dtype], dsrc, batch_last,
         N, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q)))
 
 

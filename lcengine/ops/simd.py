@@ -17,13 +17,14 @@ How. Each kernel is a block of accumulators written in LLVM IR (llvmlite, throug
 would keep them in memory, or leave the loop scalar (docs/performance.md, sessions 2-6):
   * `_outer`: an MR × NV block of vectors of C (6 × 2); per step k, NV vector loads of B's
     row k, MR broadcasts of A[i, k], MR·NV fused multiply-adds; a variant also prefetches one
-    cache line of another array per step (`gemm_nn`'s `then`: the next location's weights);
+    cache line of another array per step (the drivers' `then`: the next location's weights);
   * `_rank`: C += (6 rows of A)ᵀ @ (6 rows of B), NV = 2 vectors of C's columns at a time;
     the 6 × NV vectors of B stay in registers, and per step k, NV vector loads and stores of
     C's row k, 6 broadcasts of A[j, k] (six rows read in address order) and 6·NV fused
     multiply-adds. For the input gradient's W[l]ᵀ @ dy, where `_outer` would read W[l] down
     its columns and BLAS packs it, against the hardware prefetcher both ways (ImageNet-LC layer
-    3 at batch 32: 63 against 80 ms with BLAS; docs/performance.md, tenth session);
+    3 at batch 32: 63 against 80 ms with BLAS; docs/performance.md, tenth session); it has
+    the same prefetching variant;
   * `_dot`: an MR × NR block of vector accumulators over R; per step, MR + NR vector loads and
     MR·NR fused multiply-adds, then each accumulator summed across its lanes.
 A vector is 32 bytes (8 float32 or 4 float64; AVX2's registers, which LLVM maps onto whatever
@@ -201,20 +202,23 @@ def _outer_kernel(MR, NV, prefetching=False):
     return _outer
 
 
-def _rank_kernel(NV):
-    """`_rank` for NV vectors of C's rows."""
+def _rank_kernel(NV, prefetching=False):
+    """`_rank` for NV vectors of C's rows; `prefetching` as for `_outer_kernel`."""
 
     @intrinsic
-    def _rank(typingctx, one, rows, steps, first, a, a_rs, b, b_rs, c, c_rs):
+    def _rank(typingctx, one, rows, steps, first, a, a_rs, b, b_rs, c, c_rs, *pf):
         """C[k·c_rs + v·W : … + W] (= 0 if first, else itself) + Σ_{j < rows} A[j·a_rs + k] ·
         B[j·b_rs + v·W : … + W] for k < steps and v < NV (W lanes per vector), rows ≤ RANK_MR.
         B's rows are held in registers (rows past `rows` as zeros) and A's rows read in address
         order. a, b, c are addresses of the first numbers; strides count numbers. steps ≥ 1."""
+        if len(pf) != (2 if prefetching else 0):
+            raise numba.errors.TypingError("simd: _rank takes (pf, pf_lines) iff prefetching")
         fty, lanes, size = _float(one)
         vty = ir.VectorType(fty, lanes)
 
         def codegen(context, builder, signature, args):
-            _, rows_v, steps_v, first_v, a_v, a_rs_v, b_v, b_rs_v, c_v, c_rs_v = args
+            _, rows_v, steps_v, first_v, a_v, a_rs_v, b_v, b_rs_v, c_v, c_rs_v = args[:10]
+            prefetched = [builder.extract_value(args[10], i) for i in range(len(pf))]
             fma = _fma(builder, vty)
             a_p, b_p, c_p = _pointers(builder, fty, a_v, b_v, c_v)
             a_rows = _row_pointers(builder, a_p, a_rs_v, rows_v, RANK_MR)
@@ -228,6 +232,8 @@ def _rank_kernel(NV):
             first_b = builder.icmp_signed("!=", first_v, ir.Constant(first_v.type, 0))
 
             def body(k, carried):
+                if prefetching:
+                    _prefetch(builder, prefetched[0], k, prefetched[1])
                 c_row = builder.gep(c_p, [builder.mul(k, c_rs_v)])
                 ptrs = [builder.bitcast(builder.gep(c_row, [_const(v * lanes)]), vty.as_pointer())
                         for v in range(NV)]
@@ -242,7 +248,9 @@ def _rank_kernel(NV):
             _loop(builder, steps_v, [], body)
             return context.get_dummy_value()
 
-        return types.void(one, rows, steps, first, a, a_rs, b, b_rs, c, c_rs), codegen
+        sig = types.void(one, rows, steps, first, a, a_rs, b, b_rs, c, c_rs,
+                         types.StarArgTuple.from_types(pf))
+        return sig, codegen
 
     return _rank
 
@@ -251,6 +259,8 @@ _outer_6x2 = _outer_kernel(6, 2)      # the general block
 _outer_6x2_prefetching = _outer_kernel(6, 2, prefetching=True)
 _rank_x2 = _rank_kernel(2)
 _rank_x1 = _rank_kernel(1)
+_rank_x2_prefetching = _rank_kernel(2, prefetching=True)
+_rank_x1_prefetching = _rank_kernel(1, prefetching=True)
 
 
 @intrinsic
@@ -362,6 +372,22 @@ def _numbers(a):
 
 
 @numba.njit(nogil=True, cache=True)
+def _check_then(then):
+    if then is not None and not then.flags.c_contiguous:
+        raise ValueError("simd: `then` must be C-contiguous")
+
+
+@numba.njit(nogil=True, cache=True)
+def _then_share(then, blocks, block):
+    """(address, lines): the cache lines of `then` that block `block` of a product's `blocks`
+    prefetches, an even share of them, at least one line (the last, when they run out)."""
+    lines = max(1, -(-then.size * then.itemsize // CACHE_LINE))
+    per_block = -(-lines // blocks)
+    start = min(block * per_block, lines - 1)
+    return then.ctypes.data + start * CACHE_LINE, max(1, min(per_block, lines - start))
+
+
+@numba.njit(nogil=True, cache=True)
 def gemm_nn(A, B, C, then=None):
     """C = A @ B for A (M, K), B (K, Nc) and C (M, Nc) of one float dtype, B's and C's rows
     contiguous (their strides[1] one number), K ≥ 1. `then`, a C-contiguous array (the next
@@ -374,8 +400,7 @@ def gemm_nn(A, B, C, then=None):
     if K < 1:
         raise ValueError("simd.gemm_nn: the sum must have at least one term (K ≥ 1)")
     _check(A, B, C, M, Nc, B, C)
-    if then is not None and not then.flags.c_contiguous:
-        raise ValueError("simd.gemm_nn: `then` must be C-contiguous")
+    _check_then(then)
     one = np.ones(1, dtype=C.dtype)[0]
     lanes = VECTOR_BYTES // C.itemsize
     a_rs, a_cs = _numbers(A)
@@ -383,10 +408,6 @@ def gemm_nn(A, B, C, then=None):
     vectors = Nc // lanes
     a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
     blocks = -(-M // 6) * -(-vectors // 2)
-    lines, per_block = 1, 1                      # `then`'s cache lines, and each block's share
-    if then is not None and blocks > 0:
-        lines = max(1, -(-then.size * then.itemsize // CACHE_LINE))
-        per_block = -(-lines // blocks)
     block = 0
     for i in range(0, M, 6):
         for v in range(0, vectors, 2):
@@ -396,10 +417,9 @@ def gemm_nn(A, B, C, then=None):
             if then is None:
                 _outer_6x2(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs)
             else:
-                start = min(block * per_block, lines - 1)
-                _outer_6x2_prefetching(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs,
-                                       then.ctypes.data + start * CACHE_LINE,
-                                       max(1, min(per_block, lines - start)))
+                pf, lines = _then_share(then, blocks, block)
+                _outer_6x2_prefetching(one, rows, nvec, K, a, a_rs, a_cs, b, b_rs, c, c_rs, pf,
+                                       lines)
             block += 1
     for i in range(M):                                       # columns past the last vector
         for n in range(vectors * lanes, Nc):
@@ -441,11 +461,11 @@ def gemm_nt(A, B, C):
 
 
 @numba.njit(nogil=True, cache=True)
-def gemm_tn(A, B, C):
+def gemm_tn(A, B, C, then=None):
     """C = Aᵀ @ B for A (M, K), B (M, Nc) and C (K, Nc) of one float dtype, all rows contiguous,
     M ≥ 1: rank-6 updates of C, each reading six rows of A in address order (streams that the
     hardware prefetcher follows, where BLAS packs Aᵀ against them), C passing through the cache
-    six rows of A at a time."""
+    six rows of A at a time. `then` is prefetched along the way as by `gemm_nn`."""
     M, K = A.shape
     Nc = B.shape[1]
     if B.shape[0] != M:
@@ -455,20 +475,31 @@ def gemm_tn(A, B, C):
     _check(A, B, C, K, Nc, B, C)
     if not _rows_contiguous(A):
         raise ValueError("simd.gemm_tn: A's rows must be contiguous")
+    _check_then(then)
     one = np.ones(1, dtype=C.dtype)[0]
     lanes = VECTOR_BYTES // C.itemsize
     a_rs, b_rs, c_rs = _numbers(A)[0], _numbers(B)[0], _numbers(C)[0]
     vectors = Nc // lanes
     a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
-    if K > 0:
-        for i in range(0, M, RANK_MR):
-            rows, a, b = min(RANK_MR, M - i), a0 + i * a_rs * size, b0 + i * b_rs * size
-            for v in range(0, vectors, 2):
-                bv, cv = b + v * lanes * size, c0 + v * lanes * size
+    blocks = -(-M // RANK_MR) * -(-vectors // 2)
+    block = 0
+    for i in range(0, M if K > 0 else 0, RANK_MR):
+        rows, a, b = min(RANK_MR, M - i), a0 + i * a_rs * size, b0 + i * b_rs * size
+        for v in range(0, vectors, 2):
+            bv, cv = b + v * lanes * size, c0 + v * lanes * size
+            if then is None and vectors - v >= 2:
+                _rank_x2(one, rows, K, i == 0, a, a_rs, bv, b_rs, cv, c_rs)
+            elif then is None:
+                _rank_x1(one, rows, K, i == 0, a, a_rs, bv, b_rs, cv, c_rs)
+            else:
+                pf, lines = _then_share(then, blocks, block)
                 if vectors - v >= 2:
-                    _rank_x2(one, rows, K, i == 0, a, a_rs, bv, b_rs, cv, c_rs)
+                    _rank_x2_prefetching(one, rows, K, i == 0, a, a_rs, bv, b_rs, cv, c_rs, pf,
+                                         lines)
                 else:
-                    _rank_x1(one, rows, K, i == 0, a, a_rs, bv, b_rs, cv, c_rs)
+                    _rank_x1_prefetching(one, rows, K, i == 0, a, a_rs, bv, b_rs, cv, c_rs, pf,
+                                         lines)
+            block += 1
     for k in range(K):                                       # columns past the last vector
         for n in range(vectors * lanes, Nc):
             s = A[0, k] * B[0, n]
