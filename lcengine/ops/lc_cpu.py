@@ -314,11 +314,11 @@ def _backward_input(gemm, own, ahead, omatcopy, dsrc, batch_last, N, Wr, C, kh, 
                     sw, top, left, Q, parts):
     """dxᵀ (C, H, W, N): per location, patchᵀ-grad = W[l]ᵀ @ dyᵀ[:, l] by ?gemm (or by
     `simd.gemm_tn` if `own`), scatter-added; if `ahead` (`_cache_plan`), W[l] is first read into
-    the cache in address order for ?gemm, or `gemm_tn` prefetches W[l + 1]. Each part zeroes and scatter-adds into the input rows only
-    its locations touch, [e0, e1), in dxᵀ itself, and into a slab of its own for the few rows
-    next to them that a neighbouring part touches too; after the region those rows are summed
-    into dxᵀ, and rows no window touches zeroed. (Every row through a slab cost ImageNet-LC
-    layer 1 a 19 MB copy per call.)"""
+    the cache in address order for ?gemm, or `gemm_tn` prefetches W[l + 1]. Each part zeroes
+    and scatter-adds into the input rows only its locations touch, [e0, e1), in dxᵀ itself, and
+    into a slab of its own for the few rows next to them that a neighbouring part touches too;
+    after the region those rows are summed into dxᵀ, and rows no window touches zeroed. (Every
+    row through a slab cost ImageNet-LC layer 1 a 19 MB copy per call.)"""
     L, O = Wr.shape[0], Wr.shape[1]
     K = C * kh * kw
     h0, h1 = np.empty(parts, dtype=np.int64), np.empty(parts, dtype=np.int64)
@@ -470,9 +470,9 @@ def product_kernel(direction, K, N, itemsize) -> str:
         (MNIST-LC layer 2, CIFAR-LC layer 1, ImageNet-LC's; not CIFAR-LC layers 2-3, where
         BLAS's packing pays); for the input gradient (`gemm_tn`, W[l] read in address order,
         the patch's gradient updated in the cache) for a patch of up to 128 KiB, or 256 KiB when
-        the batch is as thin as 32 float32 (MNIST-LC and CIFAR-LC
-        layer 1, ImageNet-LC's at batch 32: 20-32 % faster than BLAS on its layers 3 and 5-7;
-        tenth session; at batch 64-128 ImageNet-LC's larger patches lost 5-30 %); for the
+        the batch is as thin as 32 float32 (MNIST-LC and CIFAR-LC layer 1, ImageNet-LC's at
+        batch 32: 20-32 % faster than BLAS on its layers 3 and 5-7, tenth session; at batch
+        64-128 ImageNet-LC's larger patches lost 5-30 %); for the
         weight gradient, a sum over the batch, with a small K and a batch of at least 64
         (MNIST-LC and CIFAR-LC layer 1);
       * BLAS for the rest.

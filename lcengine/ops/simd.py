@@ -33,8 +33,8 @@ the operands among AVX2's 16: with 3 × 4 the accumulators spilled to the stack 
 one core against 51 for 6 × 2, measured). Blocks at the edges pass their row and column counts
 at run time: rows and vectors past them read a valid row or vector and are not stored (`_rank`
 holds B's rows past them as zeros). What is left over at the edges, less than one vector, runs
-as plain loops in the drivers. The kernels read and write through raw
-addresses, so the drivers refuse mismatched shapes, dtypes and row strides first.
+as plain loops in the drivers. The kernels read and write through raw addresses, so the
+drivers refuse mismatched shapes, dtypes and row strides first.
 """
 
 from __future__ import annotations
@@ -483,7 +483,7 @@ def gemm_tn(A, B, C, then=None):
     a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
     blocks = -(-M // RANK_MR) * -(-vectors // 2)
     block = 0
-    for i in range(0, M if K > 0 else 0, RANK_MR):
+    for i in range(0, M if K > 0 else 0, RANK_MR):          # (K = 0: C has no rows)
         rows, a, b = min(RANK_MR, M - i), a0 + i * a_rs * size, b0 + i * b_rs * size
         for v in range(0, vectors, 2):
             bv, cv = b + v * lanes * size, c0 + v * lanes * size
