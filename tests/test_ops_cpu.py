@@ -202,10 +202,13 @@ def test_both_product_paths(direction, kind):
 
 
 @pytest.mark.parametrize("direction, kind", [("forward", "simd"), ("backward_input", "blas"),
-                                             ("backward_input", "simd")])
-def test_weights_brought_into_cache_ahead_change_nothing(monkeypatch, direction, kind):
-    """The paths `_cache_plan` takes only on ImageNet-sized weights (`simd` prefetching the next
-    location's W, the input gradient on BLAS reading W[l] first), forced on every case."""
+                                             ("backward_input", "simd"),
+                                             ("backward_weight", "blas"),
+                                             ("backward_weight", "simd")])
+def test_cache_plan_changes_nothing(monkeypatch, direction, kind):
+    """The paths `_cache_plan` takes only on ImageNet-sized layers (`simd` prefetching the next
+    location's W, the input gradient on BLAS reading W[l] first, the weight gradient streamed
+    out of a per-thread buffer), forced on every case."""
     monkeypatch.setattr(lc_cpu, "_cache_plan", lambda *args: True)
     wide = [(3, 2, (9, 7), 14, (3, 3), (2, 1), "same"),    # O > 9: `simd`'s 6-row blocks, and
             (20, 3, (7, 6), 11, (3, 2), (1, 2), "valid")]  # batches below and above a vector
@@ -213,10 +216,9 @@ def test_weights_brought_into_cache_ahead_change_nothing(monkeypatch, direction,
 
 
 def test_cache_plan_follows_the_measurements():
-    """Only where the A/B gained (docs/performance.md, ninth and tenth sessions)."""
+    """Only where the A/B gained (docs/performance.md, ninth to eleventh sessions)."""
     def plan(direction, kernel, L, O, K, N):
-        Wr = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (L, O, K), (0, 0, 0))
-        return lc_cpu._cache_plan(direction, kernel, Wr, K * N * 4)
+        return lc_cpu._cache_plan(direction, kernel, L, O * K * 4, K * N * 4)
     assert plan("backward_input", "blas", 784, 96, 1200, 32)          # ImageNet-LC layer 3
     assert not plan("backward_input", "blas", 256, 128, 1600, 128)    # CIFAR-LC layer 2
     assert not plan("backward_input", "simd", 196, 32, 9, 128)        # MNIST-LC layer 1
@@ -225,7 +227,9 @@ def test_cache_plan_follows_the_measurements():
     assert plan("forward", "simd", 3136, 48, 243, 32)                 # ImageNet-LC layer 1
     assert not plan("forward", "simd", 784, 96, 1200, 32)             # ImageNet-LC layer 3
     assert not plan("forward", "simd", 49, 64, 288, 128)              # MNIST-LC layer 2
-    assert not plan("backward_weight", "blas", 3136, 48, 243, 32)
+    assert plan("backward_weight", "blas", 3136, 48, 243, 32)         # ImageNet-LC layer 1
+    assert plan("backward_weight", "blas", 784, 96, 1200, 32)         # ImageNet-LC layer 3
+    assert not plan("backward_weight", "blas", 49, 64, 288, 128)      # MNIST-LC layer 2
 
 
 @pytest.mark.parametrize("direction, K, N, itemsize, kind", [

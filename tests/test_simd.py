@@ -126,6 +126,8 @@ def test_only_one_float_dtype():
     f32, f64 = np.ones((2, 2), np.float32), np.ones((2, 2), np.float64)
     with pytest.raises(Exception, match="must share one dtype"):
         simd.gemm_nn(f32, f64, f32.copy())
+    with pytest.raises(Exception, match="must share one dtype"):
+        simd.stream(f32, f64)
 
 
 def _f32(*shape):
@@ -147,8 +149,10 @@ def _f32(*shape):
     (lambda: simd.gemm_tn(np.asfortranarray(_f32(3, 4)), _f32(3, 5), _f32(4, 5)),
      "A's rows must be contiguous"),
     (lambda: simd.gemm_tn(_f32(0, 4), _f32(0, 5), _f32(4, 5)), "at least one term"),
+    (lambda: simd.stream(_f32(2, 3), _f32(6)), "differ in shape"),
+    (lambda: simd.stream(_f32(4, 2), _f32(4, 4)[:, ::2]), "must be C-contiguous"),
 ], ids=["nn-depth", "nn-C", "nn-B-rows", "nn-empty-sum", "nt-depth", "nt-C", "nt-A-rows",
-        "tn-depth", "tn-C", "tn-A-rows", "tn-empty-sum"])
+        "tn-depth", "tn-C", "tn-A-rows", "tn-empty-sum", "stream-shape", "stream-strided"])
 def test_bad_operands_are_named(call, message):
     """The kernels read and write through raw addresses: every mismatch is refused first."""
     with pytest.raises(ValueError, match=message):
@@ -187,3 +191,43 @@ def test_warm_takes_empty_and_refuses_strided_arrays():
     simd.warm(np.ones((3, 5, 7), np.float64))
     with pytest.raises(ValueError, match="C-contiguous"):
         simd.warm(np.ones((4, 4), np.float32)[:, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_stream_copies_every_number_and_nothing_else(dtype):
+    """Every length around a vector, from every start within one: the numbers before the first
+    vector-aligned address, the streamed vectors and the tail all land, the neighbours stay."""
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 3, 7, 8, 9, 17, 33, 100, 1001):
+        for start in range(4):
+            src = rng.standard_normal(n).astype(dtype)
+            buf = np.full(n + 8, np.nan, dtype)
+            simd.stream(src, buf[start:start + n])
+            np.testing.assert_array_equal(buf[start:start + n], src)
+            assert np.isnan(buf[:start]).all() and np.isnan(buf[start + n:]).all()
+    src = rng.standard_normal((48, 243)).astype(dtype)
+    dst = np.empty_like(src)
+    simd.stream(src, dst)
+    np.testing.assert_array_equal(dst, src)
+
+
+def test_stream_to_an_address_between_numbers():
+    """A float32 view one byte into a buffer: no vector store can be aligned, all go plainly."""
+    dst = np.zeros(4 * 40 + 1, np.uint8)[1:].view(np.float32)
+    src = np.arange(40, dtype=np.float32)
+    simd.stream(src, dst)
+    np.testing.assert_array_equal(dst, src)
+
+
+@pytest.mark.parametrize("nbytes", [4, 60, 64, 68, 4096 - 4])
+def test_stream_touches_nothing_past_the_ends(nbytes):
+    src, keep_src = _before_a_guard_page(nbytes)
+    dst, keep_dst = _before_a_guard_page(nbytes)
+    if src is None or dst is None:
+        pytest.skip("mprotect is not available here")
+    src[:] = np.arange(src.size)
+    simd.stream(src, dst)
+    np.testing.assert_array_equal(dst, src)
+    del src, dst
+    keep_src.close()
+    keep_dst.close()

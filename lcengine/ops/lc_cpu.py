@@ -39,6 +39,7 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
     of W), each location's W[l] is brought into the cache ahead of the product that needs it:
     read in address order before BLAS's input-gradient product (`simd.warm`), prefetched during
     the previous location's forward product (`simd.gemm_nn`'s `then`), as `_cache_plan` decides;
+    a weight gradient larger than the last-level cache is written past it (`simd.stream`);
   * the whole op is ONE Numba parallel region: the locations are split evenly between the
     threads (Numba's OpenMP pool), and each thread transposes what it needs, calls OpenBLAS's
     cblas ?gemm and ?omatcopy itself (`cblas`, BLAS single-threaded for the op, `_parallel`)
@@ -86,10 +87,10 @@ _L2_BYTES = _cache_bytes(2, 512 << 10)
 _LAST_LEVEL_BYTES = _cache_bytes(3, 32 << 20)
 
 
-def _cache_plan(direction, kernel, Wr, patch_bytes):
-    """Whether a direction's products should bring W[l] into the cache ahead of use (see the
-    module docstring); measured on the paper's layers (docs/performance.md, ninth and tenth
-    sessions):
+def _cache_plan(direction, kernel, locations, location_bytes, patch_bytes):
+    """How a direction's products should move the weights (`locations` W[l] of
+    `location_bytes` each) or the weight gradient through the cache (see the module docstring);
+    measured on the paper's layers (docs/performance.md, ninth to eleventh sessions):
       * the input gradient on BLAS: OpenBLAS packs W[l]ᵀ in an order the hardware prefetcher
         does not follow, so W[l] read in address order first, while it fits in the L2 (512 KiB
         per core here), is then packed from there (ImageNet-LC at batch 32: layer 1 74 → 48 ms,
@@ -99,11 +100,19 @@ def _cache_plan(direction, kernel, Wr, patch_bytes):
         locations' weights and a patch fit in half the L2 (ImageNet-LC layer 1: forward 49.0 →
         43.5 ms, the input gradient's products 34-37 → 28-31); otherwise the prefetches cost
         more than they save (forward: MNIST-LC layer 2 +0.35 ms, CIFAR-LC layer 1 +0.6,
-        ImageNet-LC layer 3 +7; input gradient: ImageNet-LC layer 3 +10)."""
+        ImageNet-LC layer 3 +7; input gradient: ImageNet-LC layer 3 +10);
+      * the weight gradient: each dW[l] computed into a buffer that stays in the cache and
+        streamed out (`simd.stream`) when the whole dW is more than the last-level cache holds:
+        it would go out to memory anyway, and ordinary stores first read every line they write
+        (medians of 12 alternated calls, four runs: ImageNet-LC layer 3 at batch 32 2-6 ms
+        faster, of 73-82; its layer 1 and CIFAR-LC layers 2-3 0-2 ms)."""
+    weights = locations * location_bytes
+    if direction == "backward_weight":
+        return weights > _LAST_LEVEL_BYTES
     if kernel == "blas":
-        return direction == "backward_input" and Wr[0].nbytes <= _L2_BYTES
-    return (kernel == "simd" and direction != "backward_weight" and Wr.nbytes > _LAST_LEVEL_BYTES
-            and 2 * Wr[0].nbytes + patch_bytes <= _L2_BYTES // 2)
+        return direction == "backward_input" and location_bytes <= _L2_BYTES
+    return (kernel == "simd" and weights > _LAST_LEVEL_BYTES
+            and 2 * location_bytes + patch_bytes <= _L2_BYTES // 2)
 
 
 # ----------------------------------------------------------------------------- per location
@@ -375,12 +384,13 @@ def _backward_input(gemm, own, ahead, omatcopy, dsrc, batch_last, N, Wr, C, kh, 
 
 
 @numba.njit(parallel=True, cache=True)
-def _backward_weight(gemm, own, omatcopy, src, x_batch_last, dsrc, dy_batch_last, N, kh, kw, sh,
-                     sw, top, left, Q, parts):
+def _backward_weight(gemm, own, stream, omatcopy, src, x_batch_last, dsrc, dy_batch_last, N, kh,
+                     kw, sh, sw, top, left, Q, parts):
     """dW (L, O, K): per location, dW[l] = dyᵀ[:, l] @ patch(l): by ?gemm as the column-major
     (K, O) product patchᵀ @ dy, which is the same memory (OpenBLAS ran that orientation 1.5-3×
     faster on these thin shapes), or if `own` by `simd.gemm_nt`, sums over the batch axis that
-    both operands have contiguous."""
+    both operands have contiguous; if `stream` (`_cache_plan`), into a per-thread buffer that
+    `simd.stream` copies out past the cache."""
     C = src.shape[0] if x_batch_last else src.shape[1]
     O, L = (dsrc.shape[0], dsrc.shape[1]) if dy_batch_last else (dsrc.shape[1], dsrc.shape[2])
     K = C * kh * kw
@@ -392,16 +402,20 @@ def _backward_weight(gemm, own, omatcopy, src, x_batch_last, dsrc, dy_batch_last
         pt = np.empty((C, kh, kw, N), dtype=src.dtype)
         patch = pt.reshape((K, N))
         dyt = np.empty((_BLOCK, O, N), dtype=src.dtype)
+        hot = np.empty((O, K) if stream else (0, 0), dtype=src.dtype)
         for lb in range(l0, l1, _BLOCK):
             nb = min(_BLOCK, l1 - lb)
             block = _dy_block(omatcopy, one, dsrc, dy_batch_last, dyt, lb, nb)
             for j in range(nb):
                 _gather(xt, pt, (lb + j) // Q, (lb + j) % Q, top + h0, left, sh, sw)
+                out = hot if stream else dW[lb + j]
                 if own:
-                    simd.gemm_nt(block[j], patch, dW[lb + j])
+                    simd.gemm_nt(block[j], patch, out)
                 else:
                     cblas.gemm(gemm, COL_MAJOR, TRANS, NO_TRANS, K, O, N, one, pt, N, block[j],
-                               _ld(block[j]), zero, dW[lb + j], K)
+                               _ld(block[j]), zero, out, K)
+                if stream:
+                    simd.stream(hot, dW[lb + j])
     return dW
 
 
@@ -552,7 +566,8 @@ def lc_forward(blas, parts, x, W, stride, pads):
         yt = _direct_forward(C, kh, kw)(blas.omatcopy[x.dtype], src, batch_last, N, Wr, *stride,
                                         top, left, Q, parts)[:, :, :N]
     else:
-        prefetch = _cache_plan("forward", kernel, Wr, C * kh * kw * N * x.itemsize)
+        prefetch = _cache_plan("forward", kernel, P * Q, Wr[0].nbytes,
+                               C * kh * kw * N * x.itemsize)
         yt = _forward(blas.gemm[x.dtype], kernel == "simd", prefetch, blas.omatcopy[x.dtype], src,
                       batch_last, N, Wr, kh, kw, *stride, top, left, Q, parts)
     return _batch_first_view(yt.reshape(O, P, Q, N))
@@ -575,7 +590,7 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
     dsrc, batch_last = _locations(dy)
     K = C * kh * kw
     kernel = product_kernel("backward_input", K, N, dy.itemsize)
-    ahead = _cache_plan("backward_input", kernel, Wr, K * N * dy.itemsize)
+    ahead = _cache_plan("backward_input", kernel, P * Q, Wr[0].nbytes, K * N * dy.itemsize)
     return _batch_first_view(_backward_input(
         blas.gemm[dy.dtype], kernel == "simd", ahead, blas.omatcopy[dy.dtype], dsrc, batch_last,
         N, Wr, C, kh, kw, *in_hw, *stride, pads[0], pads[2], Q, min(parts, P * Q)))
@@ -594,10 +609,12 @@ def lc_backward_weight(blas, parts, x, dy, kernel, stride, pads):
     else:
         src, x_batch_last = _memory(x)
         dsrc, dy_batch_last = _locations(dy)
-        own = product_kernel("backward_weight", C * kernel[0] * kernel[1], N, x.itemsize) == "simd"
-        dW = _backward_weight(blas.gemm[x.dtype], own, blas.omatcopy[x.dtype], src, x_batch_last,
-                              dsrc, dy_batch_last, N, *kernel, *stride, pads[0], pads[2], Q,
-                              min(parts, P * Q))
+        K = C * kernel[0] * kernel[1]
+        products = product_kernel("backward_weight", K, N, x.itemsize)
+        stream = _cache_plan("backward_weight", products, P * Q, O * K * x.itemsize, 0)
+        dW = _backward_weight(blas.gemm[x.dtype], products == "simd", stream,
+                              blas.omatcopy[x.dtype], src, x_batch_last, dsrc, dy_batch_last, N,
+                              *kernel, *stride, pads[0], pads[2], Q, min(parts, P * Q))
     return dW.reshape(P, Q, O, C, *kernel)
 
 

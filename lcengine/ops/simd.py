@@ -4,6 +4,7 @@
     gemm_tn   C (K, Nc) = A (M, K)ᵀ @ B (M, Nc)     all rows contiguous
     gemm_nt   C (M, Nc) = A (M, R) @ B (Nc, R)ᵀ     A's and B's rows contiguous, C any strides
     warm      read an array into the cache, one load per cache line, in address order
+    stream    copy an array by stores that bypass the cache
 
 Why not BLAS. Each location's weights are used by one product only, with a batch of 32-128
 columns, so BLAS's packing of both operands is paid once per use: ImageNet-LC layer 3's forward
@@ -321,6 +322,65 @@ def _read_lines(typingctx, address, lines):
         return context.get_dummy_value()
 
     return types.void(address, lines), codegen
+
+
+@intrinsic
+def _stream(typingctx, one, src, dst, head, vectors, tail):
+    """Copy head numbers, then `vectors` vectors, then tail numbers from address src to address
+    dst, the vectors by non-temporal stores (dst + head numbers VECTOR_BYTES-aligned), the rest
+    by plain ones; then a fence: non-temporal stores are weakly ordered, and whoever reads dst
+    next, another thread included, must see them."""
+    fty, lanes, size = _float(one)
+    vty = ir.VectorType(fty, lanes)
+
+    def codegen(context, builder, signature, args):
+        _, src_v, dst_v, head_v, vectors_v, tail_v = args
+        src_p, dst_p = _pointers(builder, fty, src_v, dst_v)
+        nontemporal = builder.module.add_metadata([ir.Constant(_I32, 1)])
+
+        def copy(first, count, ty, align, hint):
+            def body(i, carried):
+                at = builder.add(first, builder.mul(i, _const(ty.count if hint else 1)))
+                value = builder.load(builder.bitcast(builder.gep(src_p, [at]), ty.as_pointer()),
+                                     align=size)
+                store = builder.store(value, builder.bitcast(builder.gep(dst_p, [at]),
+                                                             ty.as_pointer()), align=align)
+                if hint:
+                    store.set_metadata("nontemporal", nontemporal)
+                return carried
+
+            with builder.if_then(builder.icmp_signed(">", count, _const(0))):
+                _loop(builder, count, [], body)
+
+        copy(_const(0), head_v, fty, size, False)
+        copy(head_v, vectors_v, vty, VECTOR_BYTES, True)
+        copy(builder.add(head_v, builder.mul(vectors_v, _const(lanes))), tail_v, fty, size,
+             False)
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(one, src, dst, head, vectors, tail), codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def stream(src, dst):
+    """dst[...] = src by stores that bypass the cache (non-temporal), for C-contiguous arrays of
+    one shape and float dtype. An ordinary store first reads the line it writes; for a result
+    larger than the last-level cache, which goes out to memory anyway, that read is wasted
+    (ImageNet-LC's weight gradients: docs/performance.md, eleventh session). The numbers before
+    dst's first vector-aligned address and after its last whole vector are copied plainly."""
+    _one_float_dtype(src, dst, dst)
+    if src.shape != dst.shape:
+        raise ValueError("simd.stream: src and dst differ in shape")
+    if not (src.flags.c_contiguous and dst.flags.c_contiguous):
+        raise ValueError("simd.stream: src and dst must be C-contiguous")
+    n, size, address = dst.size, dst.itemsize, dst.ctypes.data
+    head = n                                 # (an address between numbers: all plainly)
+    if address % size == 0:
+        head = min(n, (-address % VECTOR_BYTES) // size)
+    vectors = (n - head) // (VECTOR_BYTES // size)
+    _stream(np.ones(1, dtype=dst.dtype)[0], src.ctypes.data, address, head, vectors,
+            n - head - vectors * (VECTOR_BYTES // size))
 
 
 @numba.njit(nogil=True, cache=True)
