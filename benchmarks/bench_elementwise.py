@@ -1,4 +1,5 @@
-"""Benchmark of the memory-bound ops' fast CPU faces: TP targets, fused Adam, DFA feedback.
+"""Benchmark of the memory-bound ops' fast CPU faces: TP targets, fused Adam, DFA feedback, and
+the copy past the cache that the LC weight gradient writes its result with.
 
     python benchmarks/bench_elementwise.py [--repeats 5]
 
@@ -7,8 +8,8 @@ For each op on the paper's sizes it
      against its reference (`*_ref`);
   2. times both (best of --repeats after a warm-up call);
   3. prints one JSON line: shape, ms, GB/s (each operand read or written once: difference_target
-     moves 4 arrays, tanh_regression 3, Adam 7 — p, g, m, v read, p, m, v written) and the
-     speed-up over the reference.
+     moves 4 arrays, tanh_regression 3, Adam 7 — p, g, m, v read, p, m, v written; the
+     copy 2) and the speed-up over the reference (for `simd.stream`, NumPy's plain copy).
 DFA feedback is compute-bound (N·M·K multiply-adds, plus M·K hashes when B is not stored): its
 line gives GFLOP/s = 2·N·M·K / time instead.
 """
@@ -29,7 +30,7 @@ else:
     from . import common
 
 from lcengine.ops import (adam_cpu, adam_ref, feedback_cpu, feedback_ref,  # noqa: E402
-                          targets_cpu, targets_ref)
+                          simd, targets_cpu, targets_ref)
 
 #: (name, per-example shape) of hidden layers whose activations the target ops touch
 LAYERS = (("mnist-fc hidden", (256,)), ("cifar-lc layer 1", (64, 16, 16)),
@@ -40,6 +41,9 @@ PARAMS = (("mnist-fc (all)", 465_408), ("cifar-lc layer 2", 13_107_200),
 #: (name, units M, classes K) of DFA feedback targets
 FEEDBACK = (("mnist-fc hidden (B stored)", 256, 10),
             ("imagenet-lc layer 1 (B hashed)", 150_528, 1000))
+#: (name, number count) of LC weight gradients larger than the last-level cache, which
+#: `lc_cpu` writes out with `simd.stream`
+STREAMED = (("cifar-lc layer 2 dW", 13_107_200), ("imagenet-lc layer 3 dW", 90_316_800))
 TOL = dict(rtol=1e-5, atol=1e-5)                    # float32, as in the faces' tests
 
 
@@ -86,6 +90,13 @@ def run(repeats=5, batch=32, stream=None):
                           lambda: adam_cpu.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8),
                           lambda: adam_ref.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8),
                           repeats, nbytes=7 * p.nbytes), stream)
+    for name, size in STREAMED:
+        src = rng.standard_normal(size, dtype=np.float32)
+        fast, ref = np.empty_like(src), np.empty_like(src)
+        simd.stream(src, fast)
+        common.compare(fast, src, rtol=0, atol=0, what=name)
+        common.emit(_line("stream", name, [size], lambda: simd.stream(src, fast),
+                          lambda: np.copyto(ref, src), repeats, nbytes=2 * src.nbytes), stream)
     for name, units, classes in FEEDBACK:
         e = rng.standard_normal((batch, classes), dtype=np.float32)
         common.compare(feedback_cpu.random_feedback(e, 7, units, 0.01),

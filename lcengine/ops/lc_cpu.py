@@ -104,8 +104,9 @@ def _cache_plan(direction, kernel, locations, location_bytes, patch_bytes):
       * the weight gradient: each dW[l] computed into a buffer that stays in the cache and
         streamed out (`simd.stream`) when the whole dW is more than the last-level cache holds:
         it would go out to memory anyway, and ordinary stores first read every line they write
-        (medians of 12 alternated calls, four runs: ImageNet-LC layer 3 at batch 32 2-6 ms
-        faster, of 73-82; its layer 1 and CIFAR-LC layers 2-3 0-2 ms)."""
+        (whole ops, medians of 12 calls alternated with the plain stores, two to five runs:
+        ImageNet-LC at batch 32 layer 3 2-6 ms faster, of 79-82, layer 1 0.6-4 of 47-54;
+        CIFAR-LC layers 2-3 at batch 128 0-1.5 of 35-47)."""
     weights = locations * location_bytes
     if direction == "backward_weight":
         return weights > _LAST_LEVEL_BYTES

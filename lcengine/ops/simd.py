@@ -338,24 +338,26 @@ def _stream(typingctx, one, src, dst, head, vectors, tail):
         src_p, dst_p = _pointers(builder, fty, src_v, dst_v)
         nontemporal = builder.module.add_metadata([ir.Constant(_I32, 1)])
 
-        def copy(first, count, ty, align, hint):
+        def copy(first, count, vectors):
+            """count numbers, or vectors by non-temporal stores, from number `first` on."""
+            ty, step, align = (vty, lanes, VECTOR_BYTES) if vectors else (fty, 1, size)
+
             def body(i, carried):
-                at = builder.add(first, builder.mul(i, _const(ty.count if hint else 1)))
+                at = builder.add(first, builder.mul(i, _const(step)))
                 value = builder.load(builder.bitcast(builder.gep(src_p, [at]), ty.as_pointer()),
                                      align=size)
                 store = builder.store(value, builder.bitcast(builder.gep(dst_p, [at]),
                                                              ty.as_pointer()), align=align)
-                if hint:
+                if vectors:
                     store.set_metadata("nontemporal", nontemporal)
                 return carried
 
             with builder.if_then(builder.icmp_signed(">", count, _const(0))):
                 _loop(builder, count, [], body)
 
-        copy(_const(0), head_v, fty, size, False)
-        copy(head_v, vectors_v, vty, VECTOR_BYTES, True)
-        copy(builder.add(head_v, builder.mul(vectors_v, _const(lanes))), tail_v, fty, size,
-             False)
+        copy(_const(0), head_v, False)
+        copy(head_v, vectors_v, True)
+        copy(builder.add(head_v, builder.mul(vectors_v, _const(lanes))), tail_v, False)
         builder.fence("seq_cst")
         return context.get_dummy_value()
 
@@ -432,6 +434,14 @@ def _numbers(a):
 
 
 @numba.njit(nogil=True, cache=True)
+def _operands(A, B, C):
+    """(one, lanes, a0, b0, c0, size): the number 1 in C's dtype (the kernels' type argument),
+    numbers per vector, the three arrays' addresses and the bytes per number."""
+    return (np.ones(1, dtype=C.dtype)[0], VECTOR_BYTES // C.itemsize, A.ctypes.data,
+            B.ctypes.data, C.ctypes.data, C.itemsize)
+
+
+@numba.njit(nogil=True, cache=True)
 def _check_then(then):
     if then is not None and not then.flags.c_contiguous:
         raise ValueError("simd: `then` must be C-contiguous")
@@ -461,12 +471,10 @@ def gemm_nn(A, B, C, then=None):
         raise ValueError("simd.gemm_nn: the sum must have at least one term (K ≥ 1)")
     _check(A, B, C, M, Nc, B, C)
     _check_then(then)
-    one = np.ones(1, dtype=C.dtype)[0]
-    lanes = VECTOR_BYTES // C.itemsize
+    one, lanes, a0, b0, c0, size = _operands(A, B, C)
     a_rs, a_cs = _numbers(A)
     b_rs, c_rs = _numbers(B)[0], _numbers(C)[0]
     vectors = Nc // lanes
-    a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
     blocks = -(-M // 6) * -(-vectors // 2)
     block = 0
     for i in range(0, M, 6):
@@ -498,12 +506,10 @@ def gemm_nt(A, B, C):
     if B.shape[1] != R:
         raise ValueError("simd.gemm_nt: A's and B's rows differ in length")
     _check(A, B, C, M, Nc, A, B)
-    one = np.ones(1, dtype=C.dtype)[0]
-    lanes = VECTOR_BYTES // C.itemsize
+    one, lanes, a0, b0, c0, size = _operands(A, B, C)
     a_rs, b_rs = _numbers(A)[0], _numbers(B)[0]
     c_rs, c_cs = _numbers(C)
     vectors = R // lanes
-    a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
     if vectors == 0:
         C[:] = 0
     else:
@@ -536,11 +542,9 @@ def gemm_tn(A, B, C, then=None):
     if not _rows_contiguous(A):
         raise ValueError("simd.gemm_tn: A's rows must be contiguous")
     _check_then(then)
-    one = np.ones(1, dtype=C.dtype)[0]
-    lanes = VECTOR_BYTES // C.itemsize
+    one, lanes, a0, b0, c0, size = _operands(A, B, C)
     a_rs, b_rs, c_rs = _numbers(A)[0], _numbers(B)[0], _numbers(C)[0]
     vectors = Nc // lanes
-    a0, b0, c0, size = A.ctypes.data, B.ctypes.data, C.ctypes.data, C.itemsize
     blocks = -(-M // RANK_MR) * -(-vectors // 2)
     block = 0
     for i in range(0, M if K > 0 else 0, RANK_MR):          # (K = 0: C has no rows)
