@@ -1,15 +1,18 @@
-"""Benchmark of the memory-bound ops' fast CPU faces: TP targets, fused Adam, DFA feedback, and
-the copy past the cache that the LC weight gradient writes its result with.
+"""Benchmark of the memory-bound ops' fast CPU faces: tanh and its backward pass, TP targets,
+fused Adam, DFA feedback, and the copy past the cache that the LC weight gradient writes its
+result with.
 
     python benchmarks/bench_elementwise.py [--repeats 5]
 
 For each op on the paper's sizes it
-  1. checks the fast face (`targets_cpu`, `adam_cpu`, `feedback_cpu` — what the engine runs)
+  1. checks the fast face (`activation_cpu`, `targets_cpu`, `adam_cpu`, `feedback_cpu` — what
+     the engine runs)
      against its reference (`*_ref`);
   2. times both (best of --repeats after a warm-up call);
-  3. prints one JSON line: shape, ms, GB/s (each operand read or written once: difference_target
-     moves 4 arrays, tanh_regression 3, Adam 7 — p, g, m, v read, p, m, v written; the
-     copy 2) and the speed-up over the reference (for `simd.stream`, NumPy's plain copy).
+  3. prints one JSON line: shape, ms, GB/s (each operand read or written once: tanh moves 2
+     arrays, tanh_backward 3, difference_target 4, tanh_regression 3, Adam 7 — p, g, m, v
+     read, p, m, v written; the copy 2) and the speed-up over the reference (for
+     `simd.stream`, NumPy's plain copy).
 DFA feedback is compute-bound (N·M·K multiply-adds, plus M·K hashes when B is not stored): its
 line gives GFLOP/s = 2·N·M·K / time instead.
 """
@@ -29,10 +32,10 @@ if __package__ in (None, ""):                       # run as a script: make the 
 else:
     from . import common
 
-from lcengine.ops import (adam_cpu, adam_ref, feedback_cpu, feedback_ref,  # noqa: E402
-                          simd, targets_cpu, targets_ref)
+from lcengine.ops import (activation_cpu, activation_ref, adam_cpu, adam_ref,  # noqa: E402
+                          feedback_cpu, feedback_ref, simd, targets_cpu, targets_ref)
 
-#: (name, per-example shape) of hidden layers whose activations the target ops touch
+#: (name, per-example shape) of hidden layers whose activations the tanh and target ops touch
 LAYERS = (("mnist-fc hidden", (256,)), ("cifar-lc layer 1", (64, 16, 16)),
           ("imagenet-lc layer 1", (48, 56, 56)))
 #: (name, parameter count) of weight tensors the optimiser updates
@@ -67,6 +70,16 @@ def run(repeats=5, batch=32, stream=None):
     for name, shape in LAYERS:
         h, a_rec, a_hat = (np.tanh(rng.standard_normal((batch, *shape), dtype=np.float32))
                            for _ in range(3))
+        common.compare(activation_cpu.tanh(a_rec), activation_ref.tanh(a_rec), **TOL, what=name)
+        common.emit(_line("tanh", name, [batch, *shape], lambda: activation_cpu.tanh(a_rec),
+                          lambda: activation_ref.tanh(a_rec), repeats, nbytes=2 * h.nbytes),
+                    stream)
+        common.compare(activation_cpu.tanh_backward(a_hat, h),
+                       activation_ref.tanh_backward(a_hat, h), **TOL, what=name)
+        common.emit(_line("tanh_backward", name, [batch, *shape],
+                          lambda: activation_cpu.tanh_backward(a_hat, h),
+                          lambda: activation_ref.tanh_backward(a_hat, h), repeats,
+                          nbytes=3 * h.nbytes), stream)
         common.compare(targets_cpu.difference_target(h, a_rec, a_hat),
                        targets_ref.difference_target(h, a_rec, a_hat), **TOL, what=name)
         common.emit(_line("difference_target", name, [batch, *shape],

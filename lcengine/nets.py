@@ -58,7 +58,8 @@ def build_network(arch, backend, rng, dtype="float32", width=1.0, *, input_shape
         layers.append(_make_layer(spec, shape, width, backend, rng, dtype))
         shape = layers[-1].out_shape
     layers.append(Dense(shape, n_classes or N_CLASSES[dataset], backend, rng, dtype=dtype))
-    activations = [activation("tanh")] * (len(layers) - 1) + [activation("identity")]
+    activations = ([activation("tanh", backend.ops)] * (len(layers) - 1)
+                   + [activation("identity", backend.ops)])
     return Network(arch, layers, activations, backend)
 
 

@@ -264,7 +264,9 @@ def test_registry_names_and_errors():
         make_rule("sdtp", net, {"local_loss": "avg"}, BACKEND.rng(0))
     with pytest.raises(ValueError, match="unknown phase"):
         make_rule("bp", net, {}, BACKEND.rng(0)).gradients(*small_batch(2, 0), "backward")
-    relu = Network("relu", net.layers, [activation("relu")] * 5 + [activation("identity")], BACKEND)
+    relu = Network("relu", net.layers,
+                   [activation("relu", BACKEND.ops)] * 5 + [activation("identity", BACKEND.ops)],
+                   BACKEND)
     with pytest.raises(ValueError, match="tanh hidden layers"):
         make_rule("sdtp", relu, {}, BACKEND.rng(0))
 

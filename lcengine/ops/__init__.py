@@ -7,6 +7,7 @@ excepted)."""
 FAMILIES = {
     "lc": ("lc_forward", "lc_backward_input", "lc_backward_weight"),
     "conv": ("conv_forward", "conv_backward_input", "conv_backward_weight"),
+    "activation": ("tanh", "tanh_backward"),
     "targets": ("difference_target", "tanh_regression"),
     "adam": ("adam_update",),
     "feedback": ("random_feedback",),

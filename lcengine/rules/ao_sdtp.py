@@ -42,7 +42,7 @@ class AOSDTP(SDTP):
     def z(self, h_below):
         """z = tanh(W_z h_{L−1} + b_z), the fixed random features."""
         h_flat = h_below.reshape(h_below.shape[0], -1)
-        return self.xp.tanh(h_flat @ self.fixed["W_z"].T + self.fixed["b_z"])
+        return self.ops.tanh(h_flat @ self.fixed["W_z"].T + self.fixed["b_z"])
 
     def code(self, l, h_below, a=None):
         if l < self.L:

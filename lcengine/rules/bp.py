@@ -28,7 +28,8 @@ class BP(Rule):
         delta = e                                                       # δ_L = e
         grads = self.weight_grads(L, delta, trace)
         for l in range(L - 1, 0, -1):
-            delta = self.error_at(l, trace, delta, e) * self.act(l).derivative(trace.a[l - 1], trace.h[l])
+            error = self.error_at(l, trace, delta, e)                   # W_{l+1}ᵀ δ_{l+1}
+            delta = self.act(l).backward(error, trace.a[l - 1], trace.h[l])  # ⊙ σ_l'(a_l)
             grads.update(self.weight_grads(l, delta, trace))            # δ_l h_{l−1}ᵀ
         return Step(loss, grads, {})
 

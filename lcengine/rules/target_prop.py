@@ -75,7 +75,7 @@ class TargetProp(Rule):
         return {f"inv.{l - 1}.{k}": g for k, g in self.inverses[l].backward_weight(da, cache).items()}
 
     def g(self, l, y):
-        return self.xp.tanh(self.g_pre(l, y)[0])
+        return self.ops.tanh(self.g_pre(l, y)[0])
 
     def difference_target(self, l, h, y, y_hat):
         """ĥ_l = h_l − g_{l+1}(y) + g_{l+1}(ŷ), y = layer l+1's output and ŷ its target (eq. 2)."""
@@ -127,7 +127,7 @@ class TargetProp(Rule):
             h_tilde = h + self.rng.normal(h.shape, sigma, h.dtype)             # h̃_{l−1} = h_{l−1} + ε
             a_rec, cache = self.g_pre(l, self.code(l, h_tilde))                 # g_l(f_l(h̃_{l−1}))
             r = h if self.denoising else h_tilde
-            info[f"inv.{l - 1}"], da = self.local_loss(self.xp.tanh(a_rec), r)
+            info[f"inv.{l - 1}"], da = self.local_loss(self.ops.tanh(a_rec), r)
             grads.update(self.g_weight_grads(l, da, cache))
         return grads
 
