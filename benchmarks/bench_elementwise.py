@@ -1,6 +1,6 @@
 """Benchmark of the memory-bound ops' fast CPU faces: tanh and its backward pass, TP targets,
-fused Adam, DFA feedback, and the copy past the cache that the LC weight gradient writes its
-result with.
+fused Adam (alone, and fused into the LC weight gradient), DFA feedback, and the copy past the
+cache that the LC weight gradient writes its result with.
 
     python benchmarks/bench_elementwise.py [--repeats 5]
 
@@ -13,6 +13,9 @@ For each op on the paper's sizes it
      arrays, tanh_backward 3, difference_target 4, tanh_regression 3, Adam 7 — p, g, m, v
      read, p, m, v written; the copy 2) and the speed-up over the reference (for
      `simd.stream`, NumPy's plain copy).
+The LC weight gradient fused into Adam (`lc_cpu.lc_backward_weight_adam`, batch 128 for
+CIFAR-LC and 32 for ImageNet-LC, as in `bench_lc.py`) is timed against what it replaces, the
+weight gradient then `adam_cpu.adam_update`; its GB/s counts W, m and v read and written.
 DFA feedback is compute-bound (N·M·K multiply-adds, plus M·K hashes when B is not stored): its
 line gives GFLOP/s = 2·N·M·K / time instead.
 """
@@ -33,7 +36,8 @@ else:
     from . import common
 
 from lcengine.ops import (activation_cpu, activation_ref, adam_cpu, adam_ref,  # noqa: E402
-                          feedback_cpu, feedback_ref, simd, targets_cpu, targets_ref)
+                          feedback_cpu, feedback_ref, lc_cpu, simd, targets_cpu, targets_ref)
+from lcengine.ops.geometry import window_geometry  # noqa: E402
 
 #: (name, per-example shape) of hidden layers whose activations the tanh and target ops touch
 LAYERS = (("mnist-fc hidden", (256,)), ("cifar-lc layer 1", (64, 16, 16)),
@@ -47,6 +51,10 @@ FEEDBACK = (("mnist-fc hidden (B stored)", 256, 10),
 #: (name, number count) of LC weight gradients larger than the last-level cache, which
 #: `lc_cpu` writes out with `simd.stream`
 STREAMED = (("cifar-lc layer 2 dW", 13_107_200), ("imagenet-lc layer 3 dW", 90_316_800))
+#: (name, batch, input (C, H, W), out channels, kernel, stride) of LC layers whose weight
+#: gradient the fused Adam takes: the big ones of the paper's nets, "same" padding
+FUSED = (("cifar-lc layer 2", 128, (64, 16, 16), 128, 5, 2),
+         ("imagenet-lc layer 3", 32, (48, 28, 28), 96, 5, 1))
 TOL = dict(rtol=1e-5, atol=1e-5)                    # float32, as in the faces' tests
 
 
@@ -103,6 +111,23 @@ def run(repeats=5, batch=32, stream=None):
                           lambda: adam_cpu.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8),
                           lambda: adam_ref.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8),
                           repeats, nbytes=7 * p.nbytes), stream)
+    for name, batch_size, (C, H, W), O, k, s in FUSED:
+        (P, Q), pads = window_geometry((H, W), k, s, "same")
+        x = lc_cpu.batch_last(rng.standard_normal((batch_size, C, H, W), dtype=np.float32))
+        dy = lc_cpu.batch_last(rng.standard_normal((batch_size, O, P, Q), dtype=np.float32))
+        p = rng.standard_normal((P, Q, O, C, k, k), dtype=np.float32)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        args = (x, dy, (k, k), (s, s), pads)
+        adam = (1e-3, 0.9, 0.999, 1e-8)
+        fast, ref = ([a.copy() for a in (p, m, v)] for _ in range(2))   # one step on copies
+        lc_cpu.lc_backward_weight_adam(*args, *fast, *adam)
+        adam_cpu.adam_update(ref[0], lc_cpu.lc_backward_weight(*args), *ref[1:], *adam)
+        common.compare(fast[0], ref[0], **TOL, what=name)
+        common.emit(_line("lc_backward_weight_adam", name, [batch_size, *p.shape],
+                          lambda: lc_cpu.lc_backward_weight_adam(*args, p, m, v, *adam),
+                          lambda: adam_cpu.adam_update(p, lc_cpu.lc_backward_weight(*args), m, v,
+                                                       *adam),
+                          repeats, nbytes=6 * p.nbytes), stream)
     for name, size in STREAMED:
         src = rng.standard_normal(size, dtype=np.float32)
         fast, ref = np.empty_like(src), np.empty_like(src)

@@ -7,13 +7,16 @@
     SGD with momentum:        u ← μ u + g;  p ← p − lr u
 
 `step(grads)` updates the parameters named in `grads` (a subset of `params` is fine; an unknown
-name is an error) and counts one step. `state()` / `load_state()` hold the moments and the count
-as a dict of arrays, for checkpoints.
+name is an error) and counts one step. A gradient may be a `DeferredGradient` (the LC layers'
+W, `train.train_step`): Adam has it computed inside its update, SGD asks for its value.
+`state()` / `load_state()` hold the moments and the count as a dict of arrays, for checkpoints.
 """
 
 from __future__ import annotations
 
 import math
+
+from .layers.base import DeferredGradient
 
 
 class Optimizer:
@@ -67,7 +70,11 @@ class Adam(Optimizer):
         step = self.lr * correction2 / (1.0 - self.beta1 ** self.t)
         eps_hat = self.eps * correction2
         for k, g in grads.items():
-            self.adam_update(self.params[k], g, self.m[k], self.v[k], step, self.beta1, self.beta2, eps_hat)
+            p, m, v = self.params[k], self.m[k], self.v[k]
+            if isinstance(g, DeferredGradient):
+                g.adam_update(p, m, v, step, self.beta1, self.beta2, eps_hat)
+            else:
+                self.adam_update(p, g, m, v, step, self.beta1, self.beta2, eps_hat)
 
 
 class SGD(Optimizer):
@@ -83,6 +90,8 @@ class SGD(Optimizer):
         self._check(grads)
         self.t += 1
         for k, g in grads.items():
+            if isinstance(g, DeferredGradient):
+                g = g.value()
             u = self.u[k]
             u *= self.momentum
             u += g

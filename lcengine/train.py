@@ -170,9 +170,12 @@ class Run:
 
 
 def train_step(rule, optimisers: dict, x, labels, phase: str):
-    """One minibatch: the rule's gradients, then the inverse and forward optimiser steps. Nothing
+    """One minibatch: the rule's gradients, then the inverse and forward optimiser steps. The LC
+    layers' weight gradients are left to the optimisers, which compute them inside their updates
+    (`DeferredGradient`: each location's gradient goes from the cache straight into Adam). Nothing
     is read back from the device (see Pending); `lcengine bench train` times this function."""
-    result = rule.gradients(x, labels, phase)
+    with rule.deferring_weight_gradients():
+        result = rule.gradients(x, labels, phase)
     if result.inverse:
         optimisers["inverse"].step(result.inverse)
     if result.forward:

@@ -1,5 +1,6 @@
 """The LC ops' fast CPU face (`lcengine.ops.lc_cpu`) against the reference (`lc_ref`), the
-definition: every direction, float32 and float64, on awkward shapes.
+definition: every direction, float32 and float64, on awkward shapes. "backward_weight_adam" is
+the weight gradient fused into Adam's update: its result here is the updated (W, m, v), stacked.
 
 Tolerance, |got − ref| ≤ atol + rtol·|ref| with R the length of the sum behind each element
 (forward C·kh·kw, backward_input O·kh·kw, backward_weight N) and unit-variance operands:
@@ -15,7 +16,7 @@ import pytest
 from gradcheck import assert_close
 
 from lcengine.backend import get_backend
-from lcengine.ops import cblas, lc_cpu, lc_ref
+from lcengine.ops import adam_cpu, cblas, lc_cpu, lc_ref
 from lcengine.ops.geometry import window_geometry
 
 TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
@@ -40,7 +41,9 @@ CASES = [
 ]
 IDS = [f"n{n}c{c}{h}x{w}o{o}k{kh}x{kw}s{sh}x{sw}{pad}"
        for n, c, (h, w), o, (kh, kw), (sh, sw), pad in CASES]
-DIRECTIONS = ("forward", "backward_input", "backward_weight")
+DIRECTIONS = ("forward", "backward_input", "backward_weight", "backward_weight_adam")
+#: step, β1, β2, ε̂ of the fused Adam: a big step, so that W's update carries the gradient's errors
+ADAM = (0.5, 0.9, 0.999, 1e-8)
 
 
 def _setup(case, dtype, seed):
@@ -58,13 +61,19 @@ def _call(ops, direction, x, W, dy, stride, pads):
         return ops.lc_forward(x, W, stride, pads)
     if direction == "backward_input":
         return ops.lc_backward_input(dy, W, x.shape[2:], stride, pads)
-    return ops.lc_backward_weight(x, dy, W.shape[4:], stride, pads)
+    if direction == "backward_weight":
+        return ops.lc_backward_weight(x, dy, W.shape[4:], stride, pads)
+    rng = np.random.default_rng(W.size)
+    state = (W.copy(), (0.1 * rng.standard_normal(W.shape)).astype(W.dtype),
+             (0.5 + rng.random(W.shape)).astype(W.dtype))
+    ops.lc_backward_weight_adam(x, dy, W.shape[4:], stride, pads, *state, *ADAM)
+    return np.stack(state)
 
 
 def _sum_length(direction, x, W):
     P, Q, O, C, kh, kw = W.shape
     return {"forward": C * kh * kw, "backward_input": O * kh * kw,
-            "backward_weight": x.shape[0]}[direction]
+            "backward_weight": x.shape[0], "backward_weight_adam": x.shape[0]}[direction]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -117,7 +126,7 @@ def test_batch_last_operands_and_results(case, direction):
         got = _call(lc_cpu, direction, xs, W, dys, stride, pads)
         assert_close(got, ref, rtol=1e-10, atol=1e-12 * math.sqrt(_sum_length(direction, x, W)),
                      seed=21, what=f"batch-last {direction} {CASES[case]}")
-        if direction != "backward_weight" and len(got) > 1:
+        if direction in ("forward", "backward_input") and len(got) > 1:
             assert got.strides[0] == got.itemsize, "the batch is not innermost"
 
 
@@ -305,3 +314,33 @@ def test_ops_leave_blas_threads_and_follow_the_callers_limit(direction, monkeypa
         _call(lc_cpu, direction, x, W, dy, stride, pads)
         assert blas.get_threads() == 1
     assert seen == [(1, 1)]
+
+
+@pytest.mark.parametrize("kind", lc_cpu.PRODUCTS)
+def test_fused_adam_is_adam_on_this_faces_gradient(kind):
+    """The fused op is `adam_update(W, lc_backward_weight(...))` of the same face to the last
+    bits but rounding: the same products into a buffer, then the same element update."""
+    for case in (CASES[0], CASES[5], CASES[8]):
+        x, W, dy, stride, pads = _setup(case, np.float64, 31)
+        with lc_cpu.forced_products(kind):
+            fused = _call(lc_cpu, "backward_weight_adam", x, W, dy, stride, pads)
+            dW = lc_cpu.lc_backward_weight(x, dy, W.shape[4:], stride, pads)
+        rng = np.random.default_rng(W.size)
+        state = (W.copy(), 0.1 * rng.standard_normal(W.shape), 0.5 + rng.random(W.shape))
+        adam_cpu.adam_update(state[0], dW, state[1], state[2], *ADAM)
+        assert_close(fused, np.stack(state), rtol=1e-14, atol=1e-14, seed=31,
+                     what=f"fused Adam {kind} {case}")
+
+
+def test_fused_adam_names_bad_state():
+    x, W, dy, stride, pads = _setup(CASES[5], np.float32, 32)
+    m, v = np.zeros_like(W), np.ones_like(W)
+    args = (x, dy, W.shape[4:], stride, pads)
+    with pytest.raises(ValueError, match=r"lc_backward_weight_adam: W is \(2, 2"):
+        lc_cpu.lc_backward_weight_adam(*args, W[:2, :2].copy(), m, v, *ADAM)
+    with pytest.raises(ValueError, match="lc_backward_weight_adam: m is float64"):
+        lc_cpu.lc_backward_weight_adam(*args, W, m.astype(np.float64), v, *ADAM)
+    with pytest.raises(ValueError, match="lc_backward_weight_adam: v must be C-contiguous"):
+        lc_cpu.lc_backward_weight_adam(*args, W, m, np.asfortranarray(v), *ADAM)
+    with pytest.raises(ValueError, match="lc_backward_weight_adam: x has 5 images but dy has 10"):
+        lc_cpu.lc_backward_weight_adam(x, np.concatenate([dy, dy]), *args[2:], W, m, v, *ADAM)

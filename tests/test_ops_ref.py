@@ -126,3 +126,23 @@ def test_window_geometry_rejects_bad_arguments():
         window_geometry((3, 3), 5, 1, "valid")
     with pytest.raises(ValueError, match="padding must be"):
         window_geometry((3, 3), 3, 1, "full")
+
+
+def test_every_face_exports_its_familys_functions():
+    """What `backend._load_ops` takes from a face (CUDA faces read as source: no CuPy here)."""
+    import ast
+    from pathlib import Path
+
+    from lcengine.ops import FAMILIES
+    ops_dir = Path(__file__).resolve().parents[1] / "lcengine" / "ops"
+    for family, names in FAMILIES.items():
+        for face in ("ref", "cpu", "cuda"):
+            path = ops_dir / f"{family}_{face}.py"
+            if face != "ref" and not path.exists():
+                continue                                # the backend falls back to the reference
+            tree = ast.parse(path.read_text())
+            defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+            defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                        if isinstance(t, ast.Name)}
+            missing = set(names) - defined
+            assert not missing, f"{path.name} lacks {sorted(missing)}"

@@ -10,10 +10,12 @@ from mnist_subset import mean_loss, mnist_fc, mnist_subset, train
 
 from lcengine.backend import get_backend
 from lcengine.layers import activation
+from lcengine.layers.base import DeferredGradient
 from lcengine.layers.losses import one_hot, softmax
 from lcengine.metrics import top_k_error
 from lcengine.nets import build_network
 from lcengine.network import Network
+from lcengine.optim import make_optimizer
 from lcengine.rules import PHASES, RULES, make_rule
 
 BACKEND = get_backend("cpu")
@@ -216,6 +218,51 @@ def test_every_rule_runs_on_windowed_nets(arch, name):
         for k, g in grads.items():
             assert g.shape == params[k].shape and g.dtype == params[k].dtype, k
             assert np.all(np.isfinite(g)), k
+
+
+@pytest.mark.parametrize("sgd", [False, True], ids=["adam", "sgd"])
+@pytest.mark.parametrize("name", list(RULES))
+def test_a_step_with_deferred_weight_gradients_is_the_eager_step(name, sgd):
+    """`train_step` leaves the LC layers' weight gradients (forward W, transposed-LC inverses'
+    V) to the optimiser, which computes them inside Adam's update (or asks SGD's value): the
+    parameters after two steps are those of computing every gradient first, as `gradients`
+    outside the block does."""
+    hp = {"aux": 6} if name == "ao-sdtp" else {}
+    x = np.random.default_rng(3).uniform(0, 1, (3, 1, 9, 7))
+    labels = np.array([0, 4, 2])
+    after = []
+    for deferred in (False, True):
+        net = tiny_windowed_net("mnist-lc", seed=1)
+        rule = make_rule(name, net, hp, BACKEND.rng(2))
+        kind = dict(kind="sgd", lr=0.1, momentum=0.9) if sgd else dict(kind="adam", lr=1e-2)
+        opts = {part: make_optimizer(backend=BACKEND, params=params, **kind)
+                for part, params in (("forward", rule.forward_params()),
+                                     ("inverse", rule.inverse_params())) if params}
+        for _ in range(2):
+            if deferred:
+                with rule.deferring_weight_gradients():
+                    step = rule.gradients(x, labels, "both")
+                for grads in (step.forward, step.inverse):     # every LC weight and inverse
+                    assert not grads or any(isinstance(g, DeferredGradient)
+                                            for g in grads.values())
+            else:
+                step = rule.gradients(x, labels, "both")
+            for part, grads in (("inverse", step.inverse), ("forward", step.forward)):
+                if grads:
+                    opts[part].step(grads)
+        assert not rule.deferring
+        after.append({**rule.forward_params(), **rule.inverse_params()})
+    for k, eager in after[0].items():
+        assert_close(after[1][k], eager, rtol=1e-12, atol=1e-14, what=f"{name} {k}")
+
+
+def test_deferring_ends_with_its_block_even_on_an_error():
+    rule = make_rule("bp", tiny_windowed_net("mnist-lc", seed=1), {}, BACKEND.rng(2))
+    with pytest.raises(ValueError, match="unknown phase"):
+        with rule.deferring_weight_gradients():
+            assert rule.deferring
+            rule.gradients(np.zeros((1, 1, 9, 7)), np.array([0]), "backward")
+    assert not rule.deferring
 
 
 @pytest.mark.parametrize("name", ["bp", "dtp"])

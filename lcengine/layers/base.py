@@ -7,6 +7,8 @@ A layer is an affine map `a = W x + b` (the pre-activation; the nonlinearity is 
     backward_input(da, cache, weights)  -> dx    through W, or through any array of W's shape
                                                  (FA's fixed random B) given as `weights`
     backward_weight(da, cache)          -> {"W": dW, "b": db}   summed over the batch
+    deferred_backward_weight(da, cache) -> the same, with a gradient that an optimiser can compute
+                                           inside its own update left as a `DeferredGradient`
     inverse(rng)                        -> a new layer out_shape -> in_shape with its own learned
                                            weights (the TP family's g, pre-activation)
     feedback_like(rng, scale)           -> a fixed random array of W's shape (FA's B)
@@ -17,6 +19,17 @@ Parameters live in `params` ({"W": ..., "b": ...}); optimisers update them in pl
 from __future__ import annotations
 
 import math
+
+
+class DeferredGradient:
+    """A weight gradient left for the optimiser: `value()` computes it; `adam_update(p, m, v,
+    step, beta1, beta2, eps_hat)` computes it inside Adam's update of p, as `ops.adam_update(p,
+    value(), m, v, ...)` would, but without writing it out to memory and reading it back (the
+    LC layers' W: `ops.lc_backward_weight_adam`)."""
+
+    def __init__(self, value, adam_update):
+        self.value = value
+        self.adam_update = adam_update
 
 
 class Layer:
@@ -32,6 +45,9 @@ class Layer:
 
     def backward_weight(self, da, cache):
         raise NotImplementedError
+
+    def deferred_backward_weight(self, da, cache):
+        return self.backward_weight(da, cache)
 
     def inverse(self, rng):
         raise NotImplementedError

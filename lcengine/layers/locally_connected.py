@@ -16,10 +16,31 @@ All arithmetic goes through `backend.ops.lc_*`, so the backend's face (ref, cpu,
 
 from __future__ import annotations
 
+from .base import DeferredGradient
 from .windowed import WindowGeometry, WindowedLayer
 
 
-class LocallyConnected2D(WindowedLayer):
+class _LCWeightGradient(WindowedLayer):
+    """Both LC layers' weight gradient: dW = `lc_backward_weight(x, dy)` of the layer's own
+    (x, dy) (`_operands`), deferred to Adam's update where asked (`ops.lc_backward_weight_adam`)."""
+
+    def _operands(self, da, cache):
+        raise NotImplementedError
+
+    def deferred_backward_weight(self, da, cache):
+        g, ops = self.geometry, self.backend.ops
+        args = (*self._operands(da, cache), g.kernel, g.stride, g.pads)
+        dW = DeferredGradient(lambda: ops.lc_backward_weight(*args),
+                              lambda *adam: ops.lc_backward_weight_adam(*args, *adam))
+        return {"W": dW, "b": da.sum(axis=0)}
+
+    def backward_weight(self, da, cache):
+        grads = self.deferred_backward_weight(da, cache)
+        grads["W"] = grads["W"].value()
+        return grads
+
+
+class LocallyConnected2D(_LCWeightGradient):
     """a = W ⊛_untied x + b, with Glorot-uniform W: fan_in = C·kh·kw, fan_out = O·kh·kw
     (the Keras convention for windowed layers), and b = 0 of shape (O, P, Q)."""
 
@@ -48,17 +69,15 @@ class LocallyConnected2D(WindowedLayer):
         W = self.params["W"] if weights is None else weights
         return self.backend.ops.lc_backward_input(da, W, g.in_hw, g.stride, g.pads)  # (N, C, H, W)
 
-    def backward_weight(self, da, cache):
-        g = self.geometry
-        dW = self.backend.ops.lc_backward_weight(cache, da, g.kernel, g.stride, g.pads)
-        return {"W": dW, "b": da.sum(axis=0)}
+    def _operands(self, da, cache):
+        return cache, da                                        # x, dy
 
     def inverse(self, rng):
         return TransposedLC(self.geometry, backend=self.backend, rng=rng,
                             dtype=self.params["W"].dtype)
 
 
-class TransposedLC(WindowedLayer):
+class TransposedLC(_LCWeightGradient):
     """The inverse's affine part, (O, P, Q) -> (C, H, W):  a = V y + c  where V y is
     `lc_backward_input(y, V)` (the map whose matrix is the transpose of an LC map with weights V).
 
@@ -93,10 +112,8 @@ class TransposedLC(WindowedLayer):
         V = self.params["W"] if weights is None else weights
         return self.backend.ops.lc_forward(da, V, g.stride, g.pads)            # (N, O, P, Q)
 
-    def backward_weight(self, da, cache):
-        g = self.geometry
-        dV = self.backend.ops.lc_backward_weight(da, cache, g.kernel, g.stride, g.pads)
-        return {"W": dV, "b": da.sum(axis=0)}
+    def _operands(self, da, cache):
+        return da, cache                                        # dV = lc_backward_weight(da, y)
 
     def inverse(self, rng):
         raise NotImplementedError("TransposedLC is already an inverse; the TP family never "

@@ -5,7 +5,7 @@ excepted)."""
 
 #: op families and the functions each face of a family exports
 FAMILIES = {
-    "lc": ("lc_forward", "lc_backward_input", "lc_backward_weight"),
+    "lc": ("lc_forward", "lc_backward_input", "lc_backward_weight", "lc_backward_weight_adam"),
     "conv": ("conv_forward", "conv_backward_input", "conv_backward_weight"),
     "activation": ("tanh", "tanh_backward"),
     "targets": ("difference_target", "tanh_regression"),

@@ -40,6 +40,9 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
     read in address order before BLAS's input-gradient product (`simd.warm`), prefetched during
     the previous location's forward product (`simd.gemm_nn`'s `then`), as `_cache_plan` decides;
     a weight gradient larger than the last-level cache is written past it (`simd.stream`);
+  * training takes the weight gradient fused into Adam (`lc_backward_weight_adam`): each
+    location's dW[l] goes from the per-thread buffer straight into the update of W[l], m[l],
+    v[l], so no dW is written out and read back (ImageNet-LC layer 3: 92 against 133 ms);
   * the whole op is ONE Numba parallel region: the locations are split evenly between the
     threads (Numba's OpenMP pool), and each thread transposes what it needs, calls OpenBLAS's
     cblas ?gemm and ?omatcopy itself (`cblas`, BLAS single-threaded for the op, `_parallel`)
@@ -61,7 +64,8 @@ import os
 import numba
 import numpy as np
 
-from . import cblas, lc_ref, simd
+from . import adam_cpu, cblas, lc_ref, simd
+from .adam_cpu import adam_element
 from .cblas import COL_MAJOR, NO_TRANS, ROW_MAJOR, TRANS
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -384,39 +388,53 @@ def _backward_input(gemm, own, ahead, omatcopy, dsrc, batch_last, N, Wr, C, kh, 
     return dxt
 
 
+#: what `_backward_weight` does with each location's dW[l]
+_STORE, _STREAM, _ADAM = 0, 1, 2
+
+
 @numba.njit(parallel=True, cache=True)
-def _backward_weight(gemm, own, stream, omatcopy, src, x_batch_last, dsrc, dy_batch_last, N, kh,
-                     kw, sh, sw, top, left, Q, parts):
+def _backward_weight(gemm, own, sink, adam, W, m, v, omatcopy, src, x_batch_last, dsrc,
+                     dy_batch_last, N, kh, kw, sh, sw, top, left, Q, parts):
     """dW (L, O, K): per location, dW[l] = dyᵀ[:, l] @ patch(l): by ?gemm as the column-major
     (K, O) product patchᵀ @ dy, which is the same memory (OpenBLAS ran that orientation 1.5-3×
     faster on these thin shapes), or if `own` by `simd.gemm_nt`, sums over the batch axis that
-    both operands have contiguous; if `stream` (`_cache_plan`), into a per-thread buffer that
-    `simd.stream` copies out past the cache."""
+    both operands have contiguous. `sink`: _STORE writes dW[l] in place; _STREAM computes it
+    into a per-thread buffer that `simd.stream` copies out past the cache (`_cache_plan`);
+    _ADAM computes it into that buffer and applies Adam (`adam`: `adam_cpu.scalars`) to W[l],
+    m[l], v[l] (each (L, O, K)) from it, and no dW is made (an empty one is returned)."""
     C = src.shape[0] if x_batch_last else src.shape[1]
     O, L = (dsrc.shape[0], dsrc.shape[1]) if dy_batch_last else (dsrc.shape[1], dsrc.shape[2])
     K = C * kh * kw
-    dW = np.empty((L, O, K), dtype=src.dtype)
+    dW = np.empty((0 if sink == _ADAM else L, O, K), dtype=src.dtype)
     one, zero = np.ones(1, dtype=src.dtype)[0], np.zeros(1, dtype=src.dtype)[0]
+    step, beta1, one_m_beta1, beta2, one_m_beta2, eps_hat = adam
     for t in numba.prange(parts):
         l0, l1, h0, xt = _part_input(omatcopy, one, src, x_batch_last, L, Q, sh, top, kh, parts,
                                      t)
         pt = np.empty((C, kh, kw, N), dtype=src.dtype)
         patch = pt.reshape((K, N))
         dyt = np.empty((_BLOCK, O, N), dtype=src.dtype)
-        hot = np.empty((O, K) if stream else (0, 0), dtype=src.dtype)
+        hot = np.empty((0, 0) if sink == _STORE else (O, K), dtype=src.dtype)
+        g = hot.reshape(-1)
         for lb in range(l0, l1, _BLOCK):
             nb = min(_BLOCK, l1 - lb)
             block = _dy_block(omatcopy, one, dsrc, dy_batch_last, dyt, lb, nb)
             for j in range(nb):
-                _gather(xt, pt, (lb + j) // Q, (lb + j) % Q, top + h0, left, sh, sw)
-                out = hot if stream else dW[lb + j]
+                l = lb + j
+                _gather(xt, pt, l // Q, l % Q, top + h0, left, sh, sw)
+                out = dW[l] if sink == _STORE else hot
                 if own:
                     simd.gemm_nt(block[j], patch, out)
                 else:
                     cblas.gemm(gemm, COL_MAJOR, TRANS, NO_TRANS, K, O, N, one, pt, N, block[j],
                                _ld(block[j]), zero, out, K)
-                if stream:
-                    simd.stream(hot, dW[lb + j])
+                if sink == _STREAM:
+                    simd.stream(hot, dW[l])
+                elif sink == _ADAM:
+                    Wl, ml, vl = W[l].reshape(-1), m[l].reshape(-1), v[l].reshape(-1)
+                    for e in range(g.size):
+                        adam_element(Wl, g, ml, vl, e, step, beta1, one_m_beta1, beta2,
+                                     one_m_beta2, eps_hat)
     return dW
 
 
@@ -601,22 +619,59 @@ def lc_backward_input(blas, parts, dy, W, in_hw, stride, pads):
 def lc_backward_weight(blas, parts, x, dy, kernel, stride, pads):
     if not _fast(x, dy):
         return lc_ref.lc_backward_weight(x, dy, kernel, stride, pads)
-    N, C, H, Wd = x.shape
-    _, O, P, Q = dy.shape
-    if dy.shape[0] != N:            # the kernels take N from x, unchecked
-        raise ValueError(f"lc_backward_weight: x has {N} images but dy has {dy.shape[0]}")
+    _check_batch("lc_backward_weight", x, dy)
     if blas is None:
         dW = _numpy_backward_weight(x, dy, *kernel, *stride, pads[0], pads[2])
     else:
-        src, x_batch_last = _memory(x)
-        dsrc, dy_batch_last = _locations(dy)
-        K = C * kernel[0] * kernel[1]
-        products = product_kernel("backward_weight", K, N, x.itemsize)
+        dW = _weight_gradient(blas, parts, x, dy, kernel, stride, pads)
+    return dW.reshape(*dy.shape[2:], dy.shape[1], x.shape[1], *kernel)
+
+
+@_parallel
+def lc_backward_weight_adam(blas, parts, x, dy, kernel, stride, pads, W, m, v, step, beta1,
+                            beta2, eps_hat):
+    """`lc_ref`'s composition in one pass: each location's gradient goes from a buffer in the
+    cache straight into Adam's update, never out to memory and back (what that saves:
+    docs/performance.md, twelfth session)."""
+    if not (_fast(x, dy, W) and blas is not None):
+        return lc_ref.lc_backward_weight_adam(x, dy, kernel, stride, pads, W, m, v, step, beta1,
+                                              beta2, eps_hat)
+    _check_batch("lc_backward_weight_adam", x, dy)
+    P, Q, O = dy.shape[2], dy.shape[3], dy.shape[1]
+    if W.shape != (P, Q, O, x.shape[1], *kernel):
+        raise ValueError(f"lc_backward_weight_adam: W is {W.shape}, the gradient of x {x.shape} "
+                         f"and dy {dy.shape} is {(P, Q, O, x.shape[1], *kernel)}")
+    adam_cpu.check("lc_backward_weight_adam", W, (("W", W), ("m", m), ("v", v)))
+    state = [a.reshape(P * Q, O, -1) for a in (W, m, v)]
+    _weight_gradient(blas, parts, x, dy, kernel, stride, pads, *state,
+                     adam_cpu.scalars(W.dtype, step, beta1, beta2, eps_hat))
+
+
+def _check_batch(op, x, dy):
+    if dy.shape[0] != x.shape[0]:            # the kernels take N from x, unchecked
+        raise ValueError(f"{op}: x has {x.shape[0]} images but dy has {dy.shape[0]}")
+
+
+def _weight_gradient(blas, parts, x, dy, kernel, stride, pads, W=None, m=None, v=None,
+                     adam=None):
+    """`_backward_weight` called for dW (L, O, K), or with Adam's scalars `adam` to update W, m,
+    v (each (L, O, K)) instead."""
+    src, x_batch_last = _memory(x)
+    dsrc, dy_batch_last = _locations(dy)
+    N, C = x.shape[:2]
+    O, P, Q = dy.shape[1:]
+    K = C * kernel[0] * kernel[1]
+    products = product_kernel("backward_weight", K, N, x.itemsize)
+    if adam is not None:
+        sink = _ADAM
+    else:
         stream = _cache_plan("backward_weight", products, P * Q, O * K * x.itemsize, 0)
-        dW = _backward_weight(blas.gemm[x.dtype], products == "simd", stream,
-                              blas.omatcopy[x.dtype], src, x_batch_last, dsrc, dy_batch_last, N,
-                              *kernel, *stride, pads[0], pads[2], Q, min(parts, P * Q))
-    return dW.reshape(P, Q, O, C, *kernel)
+        sink = _STREAM if stream else _STORE
+        W = m = v = np.empty((0, O, K), dtype=x.dtype)
+        adam = adam_cpu.scalars(x.dtype, 0, 0, 0, 0)
+    return _backward_weight(blas.gemm[x.dtype], products == "simd", sink, adam, W, m, v,
+                            blas.omatcopy[x.dtype], src, x_batch_last, dsrc, dy_batch_last, N,
+                            *kernel, *stride, pads[0], pads[2], Q, min(parts, P * Q))
 
 
 def _locations(dy):

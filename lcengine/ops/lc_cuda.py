@@ -12,6 +12,7 @@ from __future__ import annotations
 import cupy
 import numpy as np
 
+from .adam_cuda import adam_update
 from .cuda_common import DTYPE_SUFFIX, check_array, int_tuple, kernel_function, window_args
 
 KERNEL_FILE = "lc.cu"
@@ -85,3 +86,10 @@ def lc_backward_weight(x, dy, kernel, stride, pads):
     dW = cupy.empty((P, Q, O, C, kh, kw), dtype=x.dtype)
     _launch(op, x.dtype, (_tiles(C * kh * kw), _tiles(O), P * Q), (x, dy, dW), geometry, N)
     return dW
+
+
+def lc_backward_weight_adam(x, dy, kernel, stride, pads, W, m, v, step, beta1, beta2, eps_hat):
+    """The composition `lc_ref` defines, of this face's weight gradient and Adam's kernel (not
+    fused on the GPU yet: its memory is fast enough that no one has measured the need)."""
+    adam_update(W, lc_backward_weight(x, dy, kernel, stride, pads), m, v, step, beta1, beta2,
+                eps_hat)

@@ -11,11 +11,14 @@ y (N, O, P, Q).
 `lc_backward_input` is the transpose of that map (scatter-add of per-location patches); it is
 also the forward pass of the *transposed LC* inverse layer of the TP family (paper §1.8), with the
 inverse's own weights in place of W.
+`lc_backward_weight_adam` is Adam's update of W from that weight gradient (`adam_ref`), one op
+so that a fast face need not write the gradient out to memory and read it back.
 Works on NumPy or CuPy arrays (array module taken from the inputs).
 """
 
 from __future__ import annotations
 
+from .adam_ref import adam_update
 from .xp import array_module
 
 
@@ -64,3 +67,9 @@ def lc_backward_weight(x, dy, kernel, stride, pads):
             patch = x_pad[:, :, p * sh:p * sh + kh, q * sw:q * sw + kw]  # (N, C, kh, kw)
             dW[p, q] = xp.einsum("no,ncij->ocij", dy[:, :, p, q], patch)
     return dW
+
+
+def lc_backward_weight_adam(x, dy, kernel, stride, pads, W, m, v, step, beta1, beta2, eps_hat):
+    """W, m, v updated in place by `adam_update` with g = lc_backward_weight(x, dy, ...)."""
+    adam_update(W, lc_backward_weight(x, dy, kernel, stride, pads), m, v, step, beta1, beta2,
+                eps_hat)

@@ -13,6 +13,7 @@ the same scale whatever the rule.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 PHASES = ("forward", "inverse", "both")
@@ -21,7 +22,8 @@ PHASES = ("forward", "inverse", "both")
 @dataclass
 class Step:
     """One minibatch's result: the task loss (batch-mean cross-entropy), the forward and the
-    inverse gradients (dicts of arrays keyed like the parameters), and `info` (named scalars
+    inverse gradients (dicts keyed like the parameters, of arrays, or of `DeferredGradient`s
+    where a layer left one, inside `Rule.deferring_weight_gradients`), and `info` (named scalars
     worth logging, e.g. each layer's local loss). The scalars are floats or 0-d arrays of the
     backend: on a GPU they stay on the device, because reading one (`float()`) waits for it."""
     loss: float
@@ -53,6 +55,7 @@ class Rule:
         self.ops = net.backend.ops
         self.xp = net.backend.xp
         self.fixed = {}
+        self.deferring = False
 
     # --- the interface -------------------------------------------------------------------
     def gradients(self, x, labels, phase="both") -> Step:
@@ -95,8 +98,24 @@ class Rule:
 
     def weight_grads(self, l, da, trace, prefix=""):
         """Gradients of layer l's parameters from dLoss/da_l, keyed "{prefix}{l-1}.{name}"."""
-        grads = self.layer(l).backward_weight(da, trace.caches[l - 1])
+        grads = self.layer_weight_grads(self.layer(l), da, trace.caches[l - 1])
         return {f"{prefix}{l - 1}.{k}": g for k, g in grads.items()}
+
+    def layer_weight_grads(self, layer, da, cache) -> dict:
+        """`layer.backward_weight`, or its deferred form inside `deferring_weight_gradients`."""
+        if self.deferring:
+            return layer.deferred_backward_weight(da, cache)
+        return layer.backward_weight(da, cache)
+
+    @contextmanager
+    def deferring_weight_gradients(self):
+        """Inside the block, `gradients` leaves what a layer can defer as `DeferredGradient`s,
+        for an optimiser that computes them inside its update (`train.train_step`)."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
 
     def task_loss(self, trace, labels):
         """(L, e): the batch-mean task loss (a 0-d array, see Step) and e = dL/da_L (the output

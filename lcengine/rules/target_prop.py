@@ -72,7 +72,8 @@ class TargetProp(Rule):
         return self.inverses[l].forward(y)
 
     def g_weight_grads(self, l, da, cache) -> dict:
-        return {f"inv.{l - 1}.{k}": g for k, g in self.inverses[l].backward_weight(da, cache).items()}
+        grads = self.layer_weight_grads(self.inverses[l], da, cache)
+        return {f"inv.{l - 1}.{k}": g for k, g in grads.items()}
 
     def g(self, l, y):
         return self.ops.tanh(self.g_pre(l, y)[0])
