@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lcengine.ops import feedback_cpu, feedback_ref
+from lcengine.ops import cblas, feedback_cpu, feedback_ref, lc_cpu
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
@@ -18,6 +18,30 @@ def test_cpu_face_matches_reference(dtype, n_batch, n_classes, n_units, cache_en
     got = feedback_cpu.random_feedback(e, 2018, n_units, 0.05)
     assert got.dtype == dtype and got.shape == (n_batch, n_units)
     np.testing.assert_allclose(got, ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize("openblas", [True, False], ids=["blocked", "without-openblas"])
+def test_hashed_paths_match_reference(openblas, parts, monkeypatch):
+    """B made _ROWS rows at a time and multiplied by OpenBLAS from each thread, split into 1 or 3
+    parts (a part's last block short); without the SciPy OpenBLAS build, one number at a time."""
+    monkeypatch.setattr(feedback_cpu, "CACHE_ENTRIES", 0)
+    monkeypatch.setattr(lc_cpu, "_parts", lambda blas_threads: parts)
+    if not openblas:
+        monkeypatch.setattr(cblas, "openblas", lambda: None)
+    for dtype in (np.float32, np.float64):
+        e = np.random.default_rng(3).standard_normal((6, 31)).astype(dtype)
+        n_units = 3 * feedback_cpu._ROWS + 5
+        got = feedback_cpu.random_feedback(e, 5, n_units, 0.1)
+        np.testing.assert_allclose(got, feedback_ref.random_feedback(e, 5, n_units, 0.1),
+                                   **TOL[dtype])
+
+
+def test_blocks_of_b_are_the_reference_numbers_exactly():
+    B = np.empty((7, 13), np.float32)
+    feedback_cpu._fill_rows(B, np.uint64(11), 40, 13, 0.3)
+    assert np.array_equal(B, feedback_ref.feedback_matrix(11, np.arange(40, 47), 13, 0.3,
+                                                          np.float32))
 
 
 def test_reference_is_e_times_explicit_b_transpose():

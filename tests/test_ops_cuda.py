@@ -58,6 +58,12 @@ def test_lc_faces_match_reference(case, dtype):
         ("lc_backward_weight", lc_cuda.lc_backward_weight(xd, dyd, (kh, kw), (sh, sw), pads),
          lc_ref.lc_backward_weight(x, dy, (kh, kw), (sh, sw), pads)),
     ]
+    state = [Wt.copy(), 0.1 * np.abs(Wt), 0.5 + np.abs(Wt)]      # W, m, v: one Adam step
+    on_device = [cupy.asarray(a) for a in state]
+    lc_cuda.lc_backward_weight_adam(xd, dyd, (kh, kw), (sh, sw), pads, *on_device, 0.5, .9, .999,
+                                    1e-8)
+    lc_ref.lc_backward_weight_adam(x, dy, (kh, kw), (sh, sw), pads, *state, 0.5, .9, .999, 1e-8)
+    checks.append(("lc_backward_weight_adam", cupy.stack(on_device), np.stack(state)))
     for name, got, want in checks:
         assert got.dtype == dtype
         assert_close(got.get(), want, **TOL[dtype], seed=seed, what=f"{name} {case}")
