@@ -125,7 +125,10 @@ class TargetProp(Rule):
         sigma = self.hp["sigma"]
         for l in self.inverses:
             h = trace.h[l - 1]
-            h_tilde = h + self.rng.normal(h.shape, sigma, h.dtype)             # h̃_{l−1} = h_{l−1} + ε
+            eps = self.rng.normal(h.shape, sigma, h.dtype)                      # ε ~ N(0, σ²)
+            # h̃_{l−1} = h_{l−1} + ε, in h's memory order (batch-last after an LC layer), which the
+            # ops after it read uncopied
+            h_tilde = self.xp.add(h, eps, out=self.xp.empty_like(h))
             a_rec, cache = self.g_pre(l, self.code(l, h_tilde))                 # g_l(f_l(h̃_{l−1}))
             r = h if self.denoising else h_tilde
             info[f"inv.{l - 1}"], da = self.local_loss(self.ops.tanh(a_rec), r)
