@@ -633,7 +633,7 @@ def lc_backward_weight_adam(blas, parts, x, dy, kernel, stride, pads, W, m, v, s
     """`lc_ref`'s composition in one pass: each location's gradient goes from a buffer in the
     cache straight into Adam's update, never out to memory and back (what that saves:
     docs/performance.md, twelfth session)."""
-    if not (_fast(x, dy, W) and blas is not None):
+    if not _fast(x, dy, W):
         return lc_ref.lc_backward_weight_adam(x, dy, kernel, stride, pads, W, m, v, step, beta1,
                                               beta2, eps_hat)
     _check_batch("lc_backward_weight_adam", x, dy)
@@ -642,6 +642,9 @@ def lc_backward_weight_adam(blas, parts, x, dy, kernel, stride, pads, W, m, v, s
         raise ValueError(f"lc_backward_weight_adam: W is {W.shape}, the gradient of x {x.shape} "
                          f"and dy {dy.shape} is {(P, Q, O, x.shape[1], *kernel)}")
     adam_cpu.check("lc_backward_weight_adam", W, (("W", W), ("m", m), ("v", v)))
+    if blas is None:
+        dW = _numpy_backward_weight(x, dy, *kernel, *stride, pads[0], pads[2])
+        return adam_cpu.adam_update(W, dW.reshape(W.shape), m, v, step, beta1, beta2, eps_hat)
     state = [a.reshape(P * Q, O, -1) for a in (W, m, v)]
     _weight_gradient(blas, parts, x, dy, kernel, stride, pads, *state,
                      adam_cpu.scalars(W.dtype, step, beta1, beta2, eps_hat))
