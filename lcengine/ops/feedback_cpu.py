@@ -3,7 +3,8 @@
 A large B (the ImageNet net's layers) is never stored: each thread makes _ROWS rows of it at a
 time in a buffer that stays in the cache (`_fill_rows`, `feedback_matrix`'s numbers exactly, in
 a loop LLVM vectorises) and multiplies them in with OpenBLAS's sgemm, called from the thread
-(`cblas`, single-threaded inside the op like the LC ops: `lc_cpu._parallel`). ImageNet-LC layer 1
+(`cblas`, single-threaded inside the op like the LC ops: `lc_cpu._parallel`), into e Bᵀ's
+batch-last memory (M, N), the order the LC layers keep activations in. ImageNet-LC layer 1
 at batch 32: 170 ms against 415 for hashing and multiplying number by number in one loop, which
 is what runs without the SciPy OpenBLAS build (`_random_feedback_unblocked`). A small B (MNIST,
 CIFAR: at most `CACHE_ENTRIES` numbers) is built once per (seed, shape, scale, dtype) — B is a
@@ -55,7 +56,8 @@ def _fill_rows(B, seed, m0, n_classes, scale):
 
 
 @numba.njit(parallel=True, cache=True)
-def _random_feedback(gemm, e, seed, n_units, scale, out, parts):
+def _random_feedback(gemm, e, seed, n_units, scale, out_t, parts):
+    """out_t (M, N) = B eᵀ, B made _ROWS rows at a time."""
     n_batch, n_classes = e.shape
     one, zero = np.ones(1, dtype=e.dtype)[0], np.zeros(1, dtype=e.dtype)[0]
     for t in numba.prange(parts):
@@ -64,13 +66,14 @@ def _random_feedback(gemm, e, seed, n_units, scale, out, parts):
         for m0 in range(n_units * t // parts, m1, _ROWS):
             rows = min(_ROWS, m1 - m0)
             _fill_rows(B[:rows], seed, m0, n_classes, scale)
-            # out[:, m0:m0 + rows] (N, rows) = e (N, K) @ B[:rows]ᵀ, in place (ldc = M)
-            cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, TRANS, n_batch, rows, n_classes, one, e,
-                       n_classes, B, n_classes, zero, out[:, m0:], n_units)
+            # out_t[m0:m0 + rows] (rows, N) = B[:rows] (rows, K) @ eᵀ (K, N)
+            cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, TRANS, rows, n_batch, n_classes, one, B,
+                       n_classes, e, n_classes, zero, out_t[m0:], n_batch)
 
 
 @numba.njit(parallel=True, cache=True)
-def _random_feedback_unblocked(e, seed, n_units, scale, out):
+def _random_feedback_unblocked(e, seed, n_units, scale, out_t):
+    """out_t (M, N) = B eᵀ, one number of B at a time."""
     n_batch, n_classes = e.shape
     e_t = np.ascontiguousarray(e.T)                                          # (K, N)
     for m in numba.prange(n_units):
@@ -81,7 +84,7 @@ def _random_feedback_unblocked(e, seed, n_units, scale, out):
             for n in range(n_batch):
                 acc[n] += b * e_t[k, n]
         for n in range(n_batch):
-            out[n, m] = acc[n]
+            out_t[m, n] = acc[n]
 
 
 @lru_cache(maxsize=32)
@@ -99,9 +102,11 @@ def random_feedback(e, seed, n_units, scale):
 
 @_parallel
 def _hashed_feedback(blas, parts, e, seed, n_units, scale):
-    out = np.empty((e.shape[0], n_units), dtype=e.dtype)
+    """e Bᵀ (N, M) as a view of batch-last memory (M, N): reshaped to a layer's shape it is in the
+    order the LC ops keep activations in, and the rule's ⊙ σ'(a) reads it uncopied."""
+    out_t = np.empty((n_units, e.shape[0]), dtype=e.dtype)
     if blas is None or e.dtype not in blas.gemm:
-        _random_feedback_unblocked(e, seed, n_units, scale, out)
+        _random_feedback_unblocked(e, seed, n_units, scale, out_t)
     else:
-        _random_feedback(blas.gemm[e.dtype], e, seed, n_units, scale, out, min(parts, n_units))
-    return out
+        _random_feedback(blas.gemm[e.dtype], e, seed, n_units, scale, out_t, min(parts, n_units))
+    return out_t.T
