@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from gradcheck import assert_close
 
 from lcengine.ops import lc_cpu, targets_cpu, targets_ref

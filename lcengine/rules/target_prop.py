@@ -125,7 +125,7 @@ class TargetProp(Rule):
         sigma = self.hp["sigma"]
         for l in self.inverses:
             h = trace.h[l - 1]
-            h_tilde = h + self.rng.normal_like(h, sigma)                        # h̃_{l−1} = h_{l−1} + ε
+            h_tilde = h + self.rng.normal_like(h, sigma)                # h̃_{l−1} = h_{l−1} + ε
             a_rec, cache = self.g_pre(l, self.code(l, h_tilde))                 # g_l(f_l(h̃_{l−1}))
             r = h if self.denoising else h_tilde
             info[f"inv.{l - 1}"], da = self.local_loss(self.ops.tanh(a_rec), r)
