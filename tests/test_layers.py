@@ -201,15 +201,22 @@ def test_transposed_layer_is_the_transposed_matrix(kind, case):
                  what="transposed forward vs M_Aᵀ y + c")
 
 
-def test_dense_input_gradient_keeps_the_inputs_memory_order():
+def test_dense_keeps_the_inputs_memory_order():
     """Below a Dense layer sits an LC layer whose fast CPU face returns batch-last activations
-    (ops/lc_cpu.py); dx comes back in that order, with the same values as for a batch-first x."""
+    (ops/lc_cpu.py); a and dx come back in that order, with the same values as for a
+    batch-first x (so a TP inverse mapping back onto an LC layer's output matches its order)."""
     layer, batch = _dense(4, 31)
     x, r = _inputs(layer, batch, 31)
     x_last = lc_cpu.batch_last(x)
     da = r.reshape(batch, -1)
-    dx_first = layer.backward_input(da, layer.forward(x)[1])
-    dx_last = layer.backward_input(da, layer.forward(x_last)[1])
+    (a_first, cache_first), (a_last, cache_last) = layer.forward(x), layer.forward(x_last)
+    assert a_first.flags.c_contiguous and lc_cpu.is_batch_last(a_last)
+    np.testing.assert_allclose(a_last, a_first, rtol=1e-12, atol=1e-12)
+    dx_first = layer.backward_input(da, cache_first)
+    dx_last = layer.backward_input(da, cache_last)
     assert dx_first.flags.c_contiguous
     assert lc_cpu.is_batch_last(dx_last)
     np.testing.assert_allclose(dx_last, dx_first, rtol=1e-12, atol=1e-12)
+    inverse = layer.inverse(BACKEND.rng(32))                 # out_shape → in_shape, as TP's g
+    y_last = lc_cpu.batch_last(a_first)
+    assert lc_cpu.is_batch_last(inverse.forward(y_last)[0])

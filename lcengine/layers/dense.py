@@ -30,7 +30,11 @@ class Dense(Layer):
 
     def forward(self, x):
         x_flat = x.reshape(x.shape[0], -1)                            # (N, n_in)
-        a = x_flat @ self.params["W"].T + self.params["b"]             # (N, n_out)
+        W, b = self.params["W"], self.params["b"]
+        if _batch_last(x_flat):           # keep x's memory order: (W xᵀ + b)ᵀ is a, batch last
+            a = (W @ x_flat.T + b[:, None]).T                          # (N, n_out) view
+        else:
+            a = x_flat @ W.T + b                                       # (N, n_out)
         return a.reshape((x.shape[0],) + self.out_shape), x_flat
 
     def backward_input(self, da, cache, weights=None):
