@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from gradcheck import assert_close
 
-from lcengine.ops import adam_ref, lc_ref, targets_ref
+from lcengine.ops import adam_ref, lc_ref
 from lcengine.ops.geometry import window_geometry
 
 pytestmark = pytest.mark.gpu
