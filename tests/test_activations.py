@@ -7,7 +7,7 @@ from gradcheck import assert_close
 
 from lcengine.backend import get_backend
 from lcengine.layers.activations import activation
-from lcengine.ops import activation_cpu, activation_ref, lc_cpu
+from lcengine.ops import activation_cpu, activation_ref, cblas, lc_cpu
 from lcengine.ops.flat import flat_operands
 from lcengine.ops.tanh_math import tanh32
 
@@ -93,9 +93,13 @@ def test_activation_backward_is_the_chain_rule(kernels):
         assert_close(f.backward(dh, a, f(a)), numeric, rtol=1e-7, atol=1e-8, what=name)
 
 
-def test_operands_in_another_order_are_copied_into_the_firsts():
+@pytest.mark.parametrize("openblas", [True, False], ids=["omatcopy", "numpy"])
+def test_operands_in_another_order_are_copied_into_the_firsts(openblas, monkeypatch):
     """`flat.flat_operands` gives every operand the first's memory order: a batch-first one is
-    transposed into batch-last tiles (odd sizes, one image, empty), any other layout copied."""
+    transposed by ?omatcopy (or NumPy, without the SciPy OpenBLAS) into batch-last memory (odd
+    sizes, one image, empty), any other layout copied."""
+    if not openblas:
+        monkeypatch.setattr(cblas, "openblas", lambda: None)
     rng = np.random.default_rng(7)
     for shape in [(1, 3, 2, 2), (9, 5, 3, 7), (33, 17), (4, 0, 3), (1, 1)]:
         h = lc_cpu.batch_last(rng.standard_normal(shape).astype(f32))

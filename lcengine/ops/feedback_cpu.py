@@ -21,28 +21,20 @@ import numpy as np
 
 from . import cblas
 from .cblas import NO_TRANS, ROW_MAJOR, TRANS
-from .feedback_ref import GOLDEN, MIX1, MIX2, feedback_matrix
+from .feedback_ref import feedback_matrix, splitmix64
 from .lc_cpu import _parallel
 
 CACHE_ENTRIES = 1 << 22                     # 16 MiB of float32 per cached matrix
 _ROWS = 128                                 # rows of B per product: 500 KB of float32 at K = 1000
 
-_GOLDEN, _MIX1, _MIX2 = np.uint64(GOLDEN), np.uint64(MIX1), np.uint64(MIX2)
-
-
-@numba.njit(inline="always")
-def _splitmix64(index, seed):
-    z = (index ^ seed) + _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
+_splitmix64 = numba.njit(inline="always")(splitmix64)     # the reference's, on one number
 
 
 @numba.njit(inline="always")
 def _uniform_pm1(seed, index):
     """2u − 1 for u = the top 24 bits / 2²⁴, through int32 (exact: 24 bits), which vectorises
     where a uint64 → float64 conversion would not."""
-    bits = np.int32(_splitmix64(index, seed) >> np.uint64(40))
+    bits = np.int32(_splitmix64(index ^ seed) >> np.uint64(40))
     return 2.0 * (np.float64(bits) * (1.0 / 16777216.0)) - 1.0
 
 
