@@ -71,6 +71,14 @@ class OpenBLAS:
     omatcopy: dict                   # dtype -> address of cblas ?omatcopy
 
 
+@numba.njit(nogil=True, cache=True)
+def unit(a):
+    """(1, 0) in a's dtype: ?gemm's alpha and beta, ?omatcopy's alpha. A function of its own,
+    compiled without `parallel`: in a parallel function np.ones and np.zeros are parallel loops,
+    each one more parallel region, i.e. one more thread wake-up per call (thirteenth session)."""
+    return np.ones(1, dtype=a.dtype)[0], np.zeros(1, dtype=a.dtype)[0]
+
+
 @functools.lru_cache(maxsize=None)
 def openblas() -> OpenBLAS | None:
     """The SciPy OpenBLAS build NumPy loaded, or None when NumPy's BLAS is another library."""

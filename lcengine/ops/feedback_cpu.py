@@ -51,7 +51,7 @@ def _fill_rows(B, seed, m0, n_classes, scale):
 def _random_feedback(gemm, e, seed, n_units, scale, out_t, parts):
     """out_t (M, N) = B eᵀ, B made _ROWS rows at a time."""
     n_batch, n_classes = e.shape
-    one, zero = np.ones(1, dtype=e.dtype)[0], np.zeros(1, dtype=e.dtype)[0]
+    one, zero = cblas.unit(e)
     for t in numba.prange(parts):
         B = np.empty((_ROWS, n_classes), dtype=e.dtype)
         m1 = n_units * (t + 1) // parts

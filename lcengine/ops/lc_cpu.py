@@ -232,7 +232,7 @@ def _direct_forward(C, kh, kw):
         L, O = Wr.shape[0], Wr.shape[1]
         Np = -(-N // _NC) * _NC
         yt = np.empty((O, L, Np), dtype=src.dtype)
-        one = np.ones(1, dtype=src.dtype)[0]
+        one = cblas.unit(src)[0]
         for t in numba.prange(parts):
             l0, l1, h0, xt = _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts,
                                          t)
@@ -306,7 +306,7 @@ def _forward(gemm, own, prefetch, omatcopy, src, batch_last, N, Wr, kh, kw, sh, 
     C = src.shape[0] if batch_last else src.shape[1]
     L, O, K = Wr.shape
     yt = np.empty((O, L, N), dtype=src.dtype)
-    one, zero = np.ones(1, dtype=src.dtype)[0], np.zeros(1, dtype=src.dtype)[0]
+    one, zero = cblas.unit(src)
     for t in numba.prange(parts):
         l0, l1, h0, xt = _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts, t)
         pt = np.empty((C, kh, kw, N), dtype=src.dtype)
@@ -321,6 +321,13 @@ def _forward(gemm, own, prefetch, omatcopy, src, batch_last, N, Wr, kh, kw, sh, 
                 cblas.gemm(gemm, ROW_MAJOR, NO_TRANS, NO_TRANS, O, N, K, one, Wr[l], K, pt, N,
                            zero, yt[0, l], L * N)
     return yt
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_to(dst, src):
+    """dst += src, in a function compiled without `parallel`, where it is not a parallel region
+    of its own (`cblas.unit`)."""
+    dst += src
 
 
 @numba.njit(parallel=True, cache=True)
@@ -344,9 +351,12 @@ def _backward_input(gemm, own, ahead, omatcopy, dsrc, batch_last, N, Wr, C, kh, 
             e0[t] = max(h0[t], h1[t - 1])
         if t < parts - 1:
             e1[t] = max(e0[t], min(h1[t], h0[t + 1]))
-    slabs = np.empty((parts, C, (h1 - h0).max(), Wd, N), dtype=dsrc.dtype)
+    rows = 0
+    for t in range(parts):
+        rows = max(rows, h1[t] - h0[t])
+    slabs = np.empty((parts, C, rows, Wd, N), dtype=dsrc.dtype)
     dxt = np.empty((C, H, Wd, N), dtype=dsrc.dtype)
-    one, zero = np.ones(1, dtype=dsrc.dtype)[0], np.zeros(1, dtype=dsrc.dtype)[0]
+    one, zero = cblas.unit(dsrc)
     for t in numba.prange(parts):
         l0, l1 = _bounds(L, parts, t)
         slab = slabs[t]
@@ -379,7 +389,7 @@ def _backward_input(gemm, own, ahead, omatcopy, dsrc, batch_last, N, Wr, C, kh, 
                 if touching == 0:
                     first = t
                 else:
-                    slabs[first, :, h - h0[first]] += slabs[t, :, h - h0[t]]
+                    _add_to(slabs[first, :, h - h0[first]], slabs[t, :, h - h0[t]])
                 touching += 1
         if touching == 0:
             dxt[:, h] = 0
@@ -406,7 +416,7 @@ def _backward_weight(gemm, own, sink, adam, W, m, v, omatcopy, src, x_batch_last
     O, L = (dsrc.shape[0], dsrc.shape[1]) if dy_batch_last else (dsrc.shape[1], dsrc.shape[2])
     K = C * kh * kw
     dW = np.empty((0 if sink == _ADAM else L, O, K), dtype=src.dtype)
-    one, zero = np.ones(1, dtype=src.dtype)[0], np.zeros(1, dtype=src.dtype)[0]
+    one, zero = cblas.unit(src)
     step, beta1, one_m_beta1, beta2, one_m_beta2, eps_hat = adam
     for t in numba.prange(parts):
         l0, l1, h0, xt = _part_input(omatcopy, one, src, x_batch_last, L, Q, sh, top, kh, parts,
