@@ -1,6 +1,10 @@
 """`lcengine.ops.simd`'s register-blocked products against NumPy's: every block shape and edge,
 operands with strides, float32 and float64."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -231,3 +235,17 @@ def test_stream_touches_nothing_past_the_ends(nbytes):
     del src, dst
     keep_src.close()
     keep_dst.close()
+
+
+@pytest.mark.skipif(simd.VECTOR_BYTES == 32, reason="this host's kernels have 32-byte vectors "
+                                                    "already: the tests above check them")
+def test_kernels_with_32_byte_vectors():
+    """On an AVX-512 host, this file's tests again as an AVX2 host compiles them (32-byte vectors),
+    in a process whose Numba is told the CPU is a Haswell."""
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma"}
+    width = "from lcengine.ops import simd; print(simd.VECTOR_BYTES)"
+    assert subprocess.run([sys.executable, "-c", width], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip() == "32"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           __file__, "-k", "not 32_byte"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]

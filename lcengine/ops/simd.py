@@ -28,10 +28,15 @@ would keep them in memory, or leave the loop scalar (docs/performance.md, sessio
     the same prefetching variant;
   * `_dot`: an MR × NR block of vector accumulators over R; per step, MR + NR vector loads and
     MR·NR fused multiply-adds, then each accumulator summed across its lanes.
-A vector is 32 bytes (8 float32 or 4 float64; AVX2's registers, which LLVM maps onto whatever
-the host has). MR·NV = MR·NR = 12 accumulators (`_rank`: 12 vectors of B) leave registers for
-the operands among AVX2's 16: with 3 × 4 the accumulators spilled to the stack (34 GFLOP/s on
-one core against 51 for 6 × 2, measured). Blocks at the edges pass their row and column counts
+A vector is 64 bytes (16 float32 or 8 float64) where the CPU Numba compiles for has AVX-512,
+else 32 (AVX2's; LLVM maps them onto whatever the host has): `_vector_bytes`. MR·NV = MR·NR =
+12 accumulators (`_rank`: 12 vectors of B) leave registers for the operands among AVX2's 16:
+with 3 × 4 the accumulators spilled to the stack (34 GFLOP/s on one core against 51 for 6 × 2,
+measured). AVX-512's 32 registers hold the same blocks of vectors twice as wide: on a Zen 4
+host, whose AVX-512 does no more arithmetic per cycle than AVX2, they still take ImageNet-LC
+layer 3's forward at batch 32 from 38-49 to 31-38 ms and its input gradient from 39-45 to
+32-36, MNIST-LC layer 2's forward from 2.05 to 1.50-1.57 ms: half the loads, broadcasts and
+loop steps per multiply-add (docs/performance.md, thirteenth session). Blocks at the edges pass their row and column counts
 at run time: rows and vectors past them read a valid row or vector and are not stored (`_rank`
 holds B's rows past them as zeros). What is left over at the edges, less than one vector, runs
 as plain loops in the drivers. The kernels read and write through raw addresses, so the
@@ -44,10 +49,21 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, codegen
 from numba.extending import intrinsic
 
-VECTOR_BYTES = 32
+
+def _vector_bytes():
+    """64 if the CPU Numba compiles for has AVX-512, else 32. The features are the ones Numba's
+    code generator reads (NUMBA_CPU_FEATURES, else the host's), which also key its cache of
+    compiled kernels, so a cached kernel always has this width."""
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        features = codegen.get_host_cpu_features()
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+VECTOR_BYTES = _vector_bytes()
 CACHE_LINE = 64                # bytes
 DOT_MR, DOT_NR = 4, 3         # `_dot`: rows of A × rows of B per block
 RANK_MR = 6                   # `_rank`: rows of A and B per update
