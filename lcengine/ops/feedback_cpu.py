@@ -88,7 +88,8 @@ def _stored_matrix(seed, n_units, n_classes, scale, dtype):
 
 def random_feedback(e, seed, n_units, scale):
     if n_units * e.shape[1] <= CACHE_ENTRIES:
-        return e @ _stored_matrix(int(seed), int(n_units), e.shape[1], float(scale), np.dtype(e.dtype))
+        return e @ _stored_matrix(int(seed), int(n_units), e.shape[1], float(scale),
+                                  np.dtype(e.dtype))
     return _hashed_feedback(np.ascontiguousarray(e), np.uint64(seed), int(n_units), float(scale))
 
 

@@ -36,11 +36,11 @@ measured). AVX-512's 32 registers hold the same blocks of vectors twice as wide:
 host, whose AVX-512 does no more arithmetic per cycle than AVX2, they still take ImageNet-LC
 layer 3's forward at batch 32 from 38-49 to 31-38 ms and its input gradient from 39-45 to
 32-36, MNIST-LC layer 2's forward from 2.05 to 1.50-1.57 ms: half the loads, broadcasts and
-loop steps per multiply-add (docs/performance.md, thirteenth session). Blocks at the edges pass their row and column counts
-at run time: rows and vectors past them read a valid row or vector and are not stored (`_rank`
-holds B's rows past them as zeros). What is left over at the edges, less than one vector, runs
-as plain loops in the drivers. The kernels read and write through raw addresses, so the
-drivers refuse mismatched shapes, dtypes and row strides first.
+loop steps per multiply-add (docs/performance.md, thirteenth session). Blocks at the edges
+pass their row and column counts at run time: rows and vectors past them read a valid row or
+vector and are not stored (`_rank` holds B's rows past them as zeros). What is left over at
+the edges, less than one vector, runs as plain loops in the drivers. The kernels read and write
+through raw addresses, so the drivers refuse mismatched shapes, dtypes and row strides first.
 """
 
 from __future__ import annotations
