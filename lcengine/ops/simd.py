@@ -34,7 +34,7 @@ else 32 (AVX2's; LLVM maps them onto whatever the host has): `_vector_bytes`. MR
 with 3 × 4 the accumulators spilled to the stack (34 GFLOP/s on one core against 51 for 6 × 2,
 measured). AVX-512's 32 registers hold the same blocks of vectors twice as wide: on a Zen 4
 host, whose AVX-512 does no more arithmetic per cycle than AVX2, they still take ImageNet-LC
-layer 3's forward at batch 32 from 38-49 to 31-38 ms and its input gradient from 39-45 to
+layer 3's forward at batch 32 from 38-49 to 31-38 ms and its input gradient from 39-49 to
 32-36, MNIST-LC layer 2's forward from 2.05 to 1.50-1.57 ms: half the loads, broadcasts and
 loop steps per multiply-add (docs/performance.md, thirteenth session). Blocks at the edges
 pass their row and column counts at run time: rows and vectors past them read a valid row or
