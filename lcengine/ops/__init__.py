@@ -12,3 +12,7 @@ FAMILIES = {
     "adam": ("adam_update",),
     "feedback": ("random_feedback",),
 }
+
+from . import kernel_cache  # noqa: E402  (before any face module loads a cached kernel)
+
+kernel_cache.drop_stale_kernels()
