@@ -26,6 +26,7 @@ from functools import partial
 import numpy as np
 
 import lcengine
+from lcengine.ops import simd
 from lcengine.ops.host_memory import keep_freed_memory
 from lcengine.ops.host_threads import sleep_when_idle
 
@@ -143,7 +144,7 @@ def machine():
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"cpu": model, "cores": cores, "loadavg_1min": load, "numpy": np.__version__,
             "python": platform.python_version(), "malloc_kept": keep_freed_memory(),
-            "omp_idle_threads_sleep": sleep_when_idle(),
+            "omp_idle_threads_sleep": sleep_when_idle(), "simd_vector_bytes": simd.VECTOR_BYTES,
             "openblas_thread_timeout": (os.environ.get("OPENBLAS_THREAD_TIMEOUT")
                                         if lcengine.BLAS_IDLE_TIMEOUT_SET
                                         else "unknown: NumPy was loaded before lcengine")}

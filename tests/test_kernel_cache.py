@@ -2,6 +2,7 @@
 cached kernel holds code compiled from other files than its own."""
 
 import numpy as np
+from numba.core import caching
 
 from lcengine.ops import cblas, kernel_cache
 
@@ -49,3 +50,9 @@ def test_the_package_cache_is_where_numba_writes_and_carries_the_stamp():
     directory = kernel_cache.cache_directory()
     assert any(directory.glob("cblas.unit-*.nbi"))
     assert (directory / kernel_cache.STAMP).read_text() == kernel_cache.fingerprint()
+
+
+def test_a_numba_without_those_locators_keeps_its_own_caching(monkeypatch):
+    monkeypatch.delattr(caching.CacheImpl, "_locator_classes")
+    assert kernel_cache.cache_directory() is None
+    assert kernel_cache.drop_stale_kernels() is False

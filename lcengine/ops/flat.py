@@ -20,7 +20,7 @@ from .cblas import ROW_MAJOR, TRANS
 def _transpose(omatcopy, a, at):
     """at (F, N) = aᵀ for C-contiguous a (N, F) and at."""
     N, F = a.shape
-    cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, F, np.ones(1, dtype=a.dtype)[0], a, F, at, N)
+    cblas.omatcopy(omatcopy, ROW_MAJOR, TRANS, N, F, cblas.unit(a)[0], a, F, at, N)
 
 
 def _copy_into(copy, a):

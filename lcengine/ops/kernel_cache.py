@@ -16,7 +16,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from numba.core.caching import CacheImpl
+from numba.core import caching
 
 STAMP = "lcengine-sources.sha256"
 SOURCES = Path(__file__).parent
@@ -33,8 +33,9 @@ def fingerprint(directory: Path = SOURCES) -> str:
 def cache_directory(source: Path = Path(__file__)) -> Path | None:
     """Where Numba keeps the cached kernels of `source`'s directory: the same locators in the
     same order as Numba (NUMBA_CACHE_DIR, then __pycache__ beside the sources if writable, then a
-    user-wide directory); None if none applies."""
-    for locator in CacheImpl._locator_classes:
+    user-wide directory); None if none applies, or if this Numba keeps its locators elsewhere
+    (they are Numba internals: the package must still import, with Numba's own caching)."""
+    for locator in getattr(getattr(caching, "CacheImpl", None), "_locator_classes", ()):
         found = locator.from_function(fingerprint, str(source))
         if found is not None:
             return Path(found.get_cache_path())
