@@ -156,13 +156,24 @@ def evaluate(run_dir, split, data, limit, device):
 
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--markdown", metavar="FILE", help="also write the table to FILE")
-def report(run_dirs, markdown):
+@click.option("--markdown", metavar="FILE", help="also write the table to FILE (--compare: "
+              "into FILE's generated block where it has one)")
+@click.option("--compare", is_flag=True, help="Table 1 as the runs stand: per (dataset, arch) a "
+              "table of every rule beside the paper, error curves and angles to BP as PNGs")
+@click.option("--figures", metavar="DIR", help="--compare: where the PNGs go [default: "
+              "figures/ beside FILE, else ./figures]")
+def report(run_dirs, markdown, compare, figures):
     """Best and final errors of runs beside the paper's; learning curves in RUN_DIR/curves.png."""
     from .report import ReportError, curves, read_run, table   # matplotlib: only when asked
 
     try:
         runs = [read_run(Path(d)) for d in run_dirs]
+        if figures and not compare:
+            raise ReportError("--figures: only with --compare")
+        if compare:
+            from .compare import comparison_report
+            click.echo(comparison_report(runs, markdown, figures), nl=False)
+            return
     except USER_ERRORS + (ReportError,) as err:
         raise _exit(str(err)) from None
     text = table(runs)

@@ -56,7 +56,7 @@ def read_metrics(path: Path) -> list[dict]:
     return history
 
 
-def _pct(value) -> str:
+def pct(value) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
@@ -71,17 +71,17 @@ def table(runs: list[RunRecord]) -> str:
         if not h:
             best_train = best_test = final = "–"
         else:
-            best_train = _pct(min(r["train_error"] for r in h))
+            best_train = pct(min(r["train_error"] for r in h))
             best = min(h, key=lambda r: r["test_error"])
             best_test = f"{best['test_error']:.2f} ({best['epoch']})"
-            final = _pct(h[-1]["test_error"])
+            final = pct(h[-1]["test_error"])
             if "test_top5_error" in best:
                 best_test += f", top-5 {min(r['test_top5_error'] for r in h):.2f}"
                 final += f", top-5 {h[-1]['test_top5_error']:.2f}"
         if "top1" in paper:
             paper_train, paper_test = "–", f"{paper['top1']:.2f}, top-5 {paper['top5']:.2f}"
         else:
-            paper_train, paper_test = _pct(paper.get("train")), _pct(paper.get("test"))
+            paper_train, paper_test = pct(paper.get("train")), pct(paper.get("test"))
         if c.dataset == "mnist-mini":
             notes.add("mnist-mini runs are compared with the paper's full-MNIST numbers.")
         if c.limit_train is not None or c.width != 1.0:
@@ -113,9 +113,13 @@ def curves(run: RunRecord) -> Path:
     ax.set_title(c.setting())
     ax.grid(alpha=0.3)
     ax.legend()
+    return save_png(fig, run.run_dir / "curves.png")
+
+
+def save_png(fig, path: Path) -> Path:
+    """Write `fig` to `path` as a PNG (whole or not at all) and close it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    path = run.run_dir / "curves.png"
     atomic_write_bytes(path, buffer.getvalue())
     return path
