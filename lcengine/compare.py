@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from .checkpoint import atomic_write_text
 from .config import ALGOS, ARCHS, DATASETS, SCHEDULES, TrainConfig
 from .paper_results import paper_result
-from .report import ReportError, RunRecord, pct, plt, save_png
+from .report import ReportError, RunRecord, pct, plt, save_png, setting_notes
 
 GROUP = ("dataset", "arch")
 RULE = ("algo", "schedule")
@@ -327,7 +327,9 @@ def compare(runs: list[RunRecord], figures: Path, markdown: Path | None = None) 
              "forward pass. Paper: Bartunov et al. 2018, Table 1.", "",
              "Best test error, ours (paper's) · epochs run / asked:", "", overview(groups)]
     for g in groups:
-        parts += [f"### {g.title} (`{g.rows[0].run.config.net}`)", "", group_table(g)]
+        notes = set().union(*(setting_notes(row.run.config) for row in g.rows))
+        parts += [f"### {g.title} (`{g.rows[0].run.config.net}`)", "", group_table(g),
+                  *(f"{note}\n" for note in sorted(notes))]
         for kind, figure in (("test and train error per epoch",
                               curves_figure(g, colours, figures / f"{g.slug}-errors.png")),
                              ("angle to BP per layer",

@@ -60,6 +60,16 @@ def pct(value) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def setting_notes(config: TrainConfig) -> set[str]:
+    """What sets a run apart from the paper's setting it is compared with."""
+    notes = set()
+    if config.dataset == "mnist-mini":
+        notes.add("mnist-mini runs are compared with the paper's full-MNIST numbers.")
+    if config.limit_train is not None or config.width != 1.0:
+        notes.add("runs with limit_train or width ≠ 1 are not the paper's setting.")
+    return notes
+
+
 def table(runs: list[RunRecord]) -> str:
     """A Markdown table: one row per run, the paper's numbers for the same setting beside it."""
     rows = ["| run | setting | epochs | best train | best test (epoch) | final test | paper train "
@@ -82,10 +92,7 @@ def table(runs: list[RunRecord]) -> str:
             paper_train, paper_test = "–", f"{paper['top1']:.2f}, top-5 {paper['top5']:.2f}"
         else:
             paper_train, paper_test = pct(paper.get("train")), pct(paper.get("test"))
-        if c.dataset == "mnist-mini":
-            notes.add("mnist-mini runs are compared with the paper's full-MNIST numbers.")
-        if c.limit_train is not None or c.width != 1.0:
-            notes.add("runs with limit_train or width ≠ 1 are not the paper's setting.")
+        notes |= setting_notes(c)
         rows.append(f"| {run.run_dir} | {c.setting()} | {len(h)}/{c.epochs} | {best_train} | "
                     f"{best_test} | {final} | {paper_train} | {paper_test} |")
     text = "Errors in %; best = minimum over epochs (as the paper reports); the paper trained for "

@@ -152,3 +152,14 @@ def test_a_markdown_file_keeps_its_text_around_the_block(runs, tmp_path):
     assert_one_line_error(invoke("--markdown", plain, runs / "mnist-lc-bp"),
                           f"{plain}: exists and has no generated block")
     assert plain.read_text() == "my notes\n"
+
+
+def test_a_setting_unlike_the_papers_is_noted_under_its_table(tmp_path):
+    run = make_run(tmp_path, "mini", [(5.0, 4.0)], algo="bp", dataset="mnist-mini", data=None,
+                   width=0.5)
+    result = invoke("--figures", tmp_path / "figures", run)
+    assert result.exit_code == 0, result.output
+    section = result.output.split("### mnist-mini LC (`mnist-lc`)")[1]
+    assert "mnist-mini runs are compared with the paper's full-MNIST numbers." in section
+    assert "runs with limit_train or width ≠ 1 are not the paper's setting." in section
+    assert rows_of(section)["BP"].startswith("| BP | mini | 1 / 100 | 5.00 (1) |")
