@@ -281,8 +281,8 @@ def angles_figure(group: Group, path: Path) -> Path | None:
     rows = [row for row in group.rows if any(r.get("alignment_deg") for r in row.run.history)]
     if not rows:
         return None
-    layers = sorted({k for row in rows for r in row.run.history for k in r["alignment_deg"]},
-                    key=lambda k: int(k.split(".")[0]))
+    layers = {k for row in rows for r in row.run.history for k in r.get("alignment_deg", {})}
+    layers = sorted(layers, key=lambda k: int(k.split(".")[0]))
     shades = plt.get_cmap("viridis")
     ncols = min(3, len(rows))
     nrows = math.ceil(len(rows) / ncols)
@@ -357,6 +357,7 @@ def write_block(path: Path, block: str) -> None:
     around them is kept), else as a new file; a file without them is not overwritten."""
     wrapped = f"{BEGIN}\n{block.rstrip()}\n{END}"
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, wrapped + "\n")
         return
     text = path.read_text()
