@@ -1,9 +1,11 @@
 """`lcengine report --compare`: the paper's Table 1 as the given runs stand.
 
 For each (dataset, arch) of the runs: a Markdown table of every rule's best and final test and
-train error beside the paper's, with the epochs run out of the epochs asked; one figure overlaying
-every rule's test- and train-error curves with the paper's best as a mark; one figure of each
-rule's angle to BP's gradient per layer over epochs. Above them, one overview in Table 1's layout.
+train error beside the paper's, with the epochs run out of the epochs asked, how much the best
+fell in the last epochs and when the curve would reach the paper's number (epochs_to_reach); one
+figure overlaying every rule's test- and train-error curves with the paper's best as a mark; one
+figure of each rule's angle to BP's gradient per layer over epochs. Above them, one overview in
+Table 1's layout.
 
 What one table may hold (anything else is "mixed settings", a one-line ReportError):
 - one (dataset, arch): tables are made per (dataset, arch), so runs of different datasets or
@@ -24,6 +26,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
@@ -50,6 +53,8 @@ DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "imagenet": "ImageNet"
 ARCH_NAMES = {"conv": "ConvNet"}
 #: epochs over which a curve's fall is measured ("still falling?")
 RECENT = 10
+#: fewest epochs a curve is extrapolated from (epochs_to_reach)
+MIN_FIT = 4
 LINE_STYLES = ("-", "--", ":", "-.")
 
 
@@ -163,6 +168,39 @@ def summary(run: RunRecord) -> dict:
     return numbers
 
 
+def epochs_to_reach(history: list, target: float) -> float | None:
+    """The epoch at which the best test error so far would reach `target`: a straight line
+    through it against log(epoch), fitted over the run's second half (at least MIN_FIT epochs),
+    as learning curves flatten. inf where it no longer falls; None with fewer epochs."""
+    if len(history) < MIN_FIT:
+        return None
+    best, running = [], math.inf
+    for r in history:
+        running = min(running, r["test_error"])
+        best.append(running)
+    start = min(len(history) // 2, len(history) - MIN_FIT)
+    x = np.log([r["epoch"] for r in history[start:]])
+    slope, intercept = np.polyfit(x, best[start:], 1)
+    if slope >= -1e-9:
+        return math.inf
+    return math.exp(min(50.0, (target - intercept) / slope))
+
+
+def _reach_text(run: RunRecord, target: float | None) -> str:
+    h = run.history
+    if target is None or not h:
+        return "–"
+    reached = next((r["epoch"] for r in h if r["test_error"] <= target), None)
+    if reached is not None:
+        return f"reached ({reached})"
+    estimate = epochs_to_reach(h, target)
+    if estimate is None:
+        return "–"
+    if estimate > 100_000:
+        return "not at this rate"
+    return f"≈ {float(f'{estimate:.2g}'):,.0f}"
+
+
 def _signed(value) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
@@ -174,7 +212,7 @@ def _duration(seconds: float) -> str:
 def group_table(group: Group) -> str:
     head = ("| rule | run | epochs run / asked | best test (epoch) | final test | best train "
             f"| final train | paper test | paper train | best − paper | fall of best test, last "
-            f"{RECENT} epochs | training time |")
+            f"{RECENT} epochs | epochs to the paper's best (fit) | training time |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for row in group.rows:
         n, paper = summary(row.run), row.paper
@@ -185,7 +223,8 @@ def group_table(group: Group) -> str:
             f"| {row.label} | {row.run.run_dir.name} | {n['epochs']} / {n['asked']} "
             f"| {best_text} | {pct(n.get('final_test'))} | {pct(n.get('best_train'))} "
             f"| {pct(n.get('final_train'))} | {pct(paper['test'])} | {pct(paper['train'])} "
-            f"| {_signed(gap)} | {pct(n.get('recent_fall'))} | {_duration(n['seconds'])} |")
+            f"| {_signed(gap)} | {pct(n.get('recent_fall'))} | {_reach_text(row.run, paper['test'])} "
+            f"| {_duration(n['seconds'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -3,13 +3,14 @@
 table's numbers, the figures, the generated block in a Markdown file, and mixed settings."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from lcengine.cli import main
-from lcengine.compare import BEGIN, END, comparison_report, group_runs
+from lcengine.compare import BEGIN, END, comparison_report, epochs_to_reach, group_runs
 from lcengine.config import resolve
 from lcengine.report import read_run
 
@@ -72,18 +73,19 @@ def test_table_numbers_beside_the_paper(runs, tmp_path):
     mnist, cifar = text.split("### MNIST LC")[1].split("### CIFAR-10 FC")
     rows = rows_of(mnist)
     # rule | run | epochs | best (epoch) | final | best train | final train | paper test, train
-    # | best − paper | fall of the best in the last 10 epochs | time
+    # | best − paper | fall of the best in the last 10 epochs | epochs to the paper's | time
     assert rows["BP"] == ("| BP | mnist-lc-bp | 3 / 3 | 1.50 (2) | 1.60 | 0.00 | 0.00 | 1.17 | "
-                          "0.00 | +0.33 | – | 3 min |")
+                          "0.00 | +0.33 | – | – | 3 min |")
     assert rows["FA"] == ("| FA | mnist-lc-fa | 3 / 100 | 1.90 (2) | 2.10 | 0.40 | 0.40 | 1.26 | "
-                          "0.00 | +0.64 | – | 3 min |")
-    # DTP: 10.0 → 4.5 in 12 epochs; the best of epochs 1-2 is 9.5, so the last 10 fell 5.0
+                          "0.00 | +0.64 | – | – | 3 min |")
+    # DTP: 10.0 → 4.5 in 12 epochs; the best of epochs 1-2 is 9.5, so the last 10 fell 5.0; a
+    # line through epochs 7-12 against log(epoch) (slope −4.63) reaches 1.46 at epoch 23.6
     assert rows["DTP, alternating"] == (
         "| DTP, alternating | mnist-lc-dtp | 12 / 100 | 4.50 (12) | 4.50 | 3.50 | 3.50 | 1.46 | "
-        "0.00 | +3.04 | 5.00 | 12 min |")
+        "0.00 | +3.04 | 5.00 | ≈ 24 | 12 min |")
     # a rule the paper has no number for, and a run with no epoch yet
     assert rows["TP, alternating"] == ("| TP, alternating | mnist-lc-tp | 0 / 100 | – | – | – "
-                                       "| – | – | – | – | – | 0 min |")
+                                       "| – | – | – | – | – | – | 0 min |")
     assert rows_of(cifar)["BP"].startswith("| BP | cifar-fc-bp | 2 / 100 | 55.00 (2) | 55.00 | "
                                            "50.00 | 50.00 | 41.32 | 28.97 | +13.68 |")
     overview = rows_of(text.split("### ")[0])
@@ -163,3 +165,18 @@ def test_a_setting_unlike_the_papers_is_noted_under_its_table(tmp_path):
     assert "mnist-mini runs are compared with the paper's full-MNIST numbers." in section
     assert "runs with limit_train or width ≠ 1 are not the paper's setting." in section
     assert rows_of(section)["BP"].startswith("| BP | mini | 1 / 100 | 5.00 (1) |")
+
+
+def test_epochs_to_reach_the_papers_number_from_the_curve():
+    log_curve = [{"epoch": e, "test_error": 10 - 2 * math.log(e)} for e in range(1, 21)]
+    assert epochs_to_reach(log_curve, 1.46) == pytest.approx(math.exp((10 - 1.46) / 2))
+    flat = [{"epoch": e, "test_error": 3.0 if e > 2 else 5.0} for e in range(1, 21)]
+    assert epochs_to_reach(flat, 1.46) == math.inf
+    assert epochs_to_reach(log_curve[:3], 1.46) is None
+
+
+def test_a_cell_that_reached_the_paper_says_when(tmp_path):
+    run = make_run(tmp_path, "fa", [(3.0, 2.0), (1.2, 0.1), (1.3, 0.0)], algo="fa")
+    result = invoke("--figures", tmp_path / "figures", run)
+    assert rows_of(result.output.split("### ")[1])["FA"].endswith(        # 1.20 ≤ 1.26 at 2
+        "| 1.26 | 0.00 | -0.06 | – | reached (2) | 3 min |")
