@@ -308,7 +308,7 @@ def curves_figure(group: Group, colours: dict, path: Path) -> Path | None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{part} error (%)")
         ax.set_title(f"{group.title}: {part} error")
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     handles.append(Line2D([], [], linestyle="", marker="<", color="grey", markersize=9))
     labels.append("paper's best (500 epochs)")
@@ -328,25 +328,28 @@ def angles_figure(group: Group, path: Path) -> Path | None:
     shades = plt.get_cmap("viridis")
     ncols = min(3, len(rows))
     nrows = math.ceil(len(rows) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), sharex=True,
+                             sharey=True, squeeze=False)
     top = 90.0
     for ax, row in zip(axes.flat, rows):
         h = [r for r in row.run.history if r.get("alignment_deg")]
         for i, layer in enumerate(layers):
             degrees = [r["alignment_deg"].get(layer, math.nan) for r in h]
             top = max([top] + [d for d in degrees if d == d])
-            ax.plot([r["epoch"] for r in h], degrees, color=shades(i / max(1, len(layers) - 1)),
+            ax.plot([r["epoch"] for r in h], degrees, color=shades(0.85 * i / max(1, len(layers) - 1)),
                     label=f"layer {int(layer.split('.')[0]) + 1}", marker="." if len(h) < 30
                     else None)
         ax.set_title(row.label, fontsize=10)
-        ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel("angle to BP (°)")
     for ax in axes.flat[len(rows):]:
         ax.set_visible(False)
+    for column in range(ncols):       # the lowest panel of each column shows the epochs
+        lowest = axes[(len(rows) - 1 - column) // ncols, column]
+        lowest.set_xlabel("epoch")
+        lowest.xaxis.set_tick_params(labelbottom=True)
     axes[0, 0].set_ylim(0, top * 1.05)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", frameon=False)
