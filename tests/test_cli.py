@@ -158,6 +158,9 @@ def test_two_epoch_run_then_eval_and_report(tmp_path):
     assert "| mnist-mini-fc-bp | 2/2 |" in row and row.endswith("| 0.00 | 1.48 |")
     assert table.read_text() in result.output
     assert (run / "curves.png").read_bytes().startswith(b"\x89PNG")
+    result = invoke("report", "--compare", run, "--figures", tmp_path / "figures")
+    assert "| BP | run | 2 / 2 |" in result.output, result.output      # what train wrote reads
+    assert (tmp_path / "figures" / "mnist-mini-fc-errors.png").is_file()
 
     # the saved config reproduces the run's settings; command-line options still win
     result = invoke("train", "--config", run / "config.toml", "--out", tmp_path / "again",
