@@ -163,7 +163,8 @@ def evaluate(run_dir, split, data, limit, device):
 @click.option("--figures", metavar="DIR", help="--compare: where the PNGs go [default: "
               "figures/ beside FILE, else ./figures]")
 def report(run_dirs, markdown, compare, figures):
-    """Best and final errors of runs beside the paper's; learning curves in RUN_DIR/curves.png."""
+    """Best and final errors of runs beside the paper's; learning curves in RUN_DIR/curves.png
+    (--compare: per (dataset, arch), and nothing is written into the runs)."""
     from .report import ReportError, curves, read_run, table   # matplotlib: only when asked
 
     try:
