@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from data_prep.cli import prep
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, datahome
 from . import train as training
 from .bench import bench
 from .backend import BackendError, get_backend
@@ -176,7 +176,7 @@ def report(run_dirs, markdown):
 
 @main.command()
 def info():
-    """Backend, op faces, architectures with weight counts, rules and presets."""
+    """Backend, op faces, architectures with weight counts, rules, presets and the data home."""
     backend = get_backend("cpu")
     click.echo(f"lcengine {__version__}; backend {backend.name}: "
                + ", ".join(f"{family}={face}" for family, face in backend.faces.items()))
@@ -192,6 +192,11 @@ def info():
         click.echo(f"  {arch:14s} {sum(r.n_weights for r in rows) / 1e6:8.2f}M  {layers}")
     click.echo(f"rules: {', '.join(RULES)}")
     click.echo(f"presets: {', '.join(sorted(presets()))}")
+    prepared = datahome.describe_prepared()
+    click.echo(f"data home: {datahome.data_home()} ({datahome.home_origin()}); "
+               + ("prepared:" if prepared else "nothing prepared yet (lcengine prep DATASET)"))
+    for line in prepared:
+        click.echo("  " + line)
 
 
 
