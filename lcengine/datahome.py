@@ -66,8 +66,8 @@ def describe_prepared() -> list[str]:
             continue
         try:
             manifest = json.loads(manifest_path.read_text())
-            splits = ", ".join(f"{name} {split['count']:,}"
-                               for name, split in manifest["splits"].items())
+            splits = ", ".join(f"{name} {manifest['splits'][name]['count']:,}"
+                               for name in sorted(manifest["splits"], key=lambda n: n != "train"))
             lines.append(f"{directory.name}: {manifest['dataset']} ({manifest['storage']}), "
                          f"{splits}")
         except (OSError, ValueError, KeyError, TypeError) as err:
