@@ -34,11 +34,11 @@ KERNELS = ("fast", "ref")
 #: the paper's network family of each dataset (nets.py names nets "<family>-<arch>")
 NET_OF_DATASET = {"mnist-mini": "mnist", "mnist": "mnist", "cifar10": "cifar",
                   "imagenet": "imagenet"}
-#: the net when --arch is not given, and why: lc is the paper's only ImageNet net; MNIST and
-#: CIFAR-10 have fc, lc and conv nets in Table 1, and fc is its first row
-PAPER_ARCH = {"mnist-mini": ("fc", "the first of Table 1's MNIST nets"),
-              "mnist": ("fc", "the first of Table 1's MNIST nets"),
-              "cifar10": ("fc", "the first of Table 1's CIFAR-10 nets"),
+#: the net when --arch is not given, and why: lc is the paper's only ImageNet net; Table 1 has
+#: an fc and an lc net for MNIST and CIFAR-10 (conv is the BP baseline), fc in its first column
+PAPER_ARCH = {"mnist-mini": ("fc", "the first of Table 1's MNIST nets (fc, lc)"),
+              "mnist": ("fc", "the first of Table 1's MNIST nets (fc, lc)"),
+              "cifar10": ("fc", "the first of Table 1's CIFAR-10 nets (fc, lc)"),
               "imagenet": ("lc", "the paper's only ImageNet net")}
 #: the split each dataset is evaluated on: ILSVRC-2012's test labels were never published, so
 #: ImageNet is evaluated on val (as in the paper's Table 2); lcengine prep writes these names

@@ -1,5 +1,6 @@
-"""Shared fixtures: where the real data lives, and a skip when it is absent (a user's clone);
-an empty data home for every test, so none reads or writes the user's own."""
+"""Shared fixtures: where the real data lives ($LCENGINE_SHARED_DATA, else ../shared/data beside
+the clone), and a skip when it is absent (a user's clone); an empty data home for every test, so
+none reads or writes the user's own."""
 
 import os
 from pathlib import Path

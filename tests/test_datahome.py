@@ -73,9 +73,9 @@ def test_a_dataset_not_in_the_home_is_one_line_with_the_prep_command(home, datas
 
 
 @pytest.mark.parametrize("dataset, arch, why", [
-    ("mnist-mini", "fc", "the first of Table 1's MNIST nets"),
-    ("mnist", "fc", "the first of Table 1's MNIST nets"),
-    ("cifar10", "fc", "the first of Table 1's CIFAR-10 nets"),
+    ("mnist-mini", "fc", "the first of Table 1's MNIST nets (fc, lc)"),
+    ("mnist", "fc", "the first of Table 1's MNIST nets (fc, lc)"),
+    ("cifar10", "fc", "the first of Table 1's CIFAR-10 nets (fc, lc)"),
     ("imagenet", "lc", "the paper's only ImageNet net"),
 ])
 def test_arch_defaults_to_the_papers_net_and_says_so(tmp_path, dataset, arch, why):
