@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py as `mpiexec -n K python tests/mpi_rules.py OUT.npz`: every
+"""Run by tests/test_distributed.py as `mpiexec -n K python tests/mpi_rules.py OUT.npz [gpu]`: every
 rule, float64, a few steps on a fixed global minibatch stream, through the trainer's own step
 (`Run.step`'s two paths: `train_step` on one process, `data_parallel_step` on K). Rank 0 saves
 every parameter; every process checks that all hold the same bits."""
@@ -49,12 +49,14 @@ def run_case(group, backend, net_name, algo, phases):
                                    (hi - lo) / BATCH, lambda: False)
     params = {**rule.forward_params(), **rule.inverse_params()}
     group.check_identical(params, backend.to_numpy)
-    return {f"{net_name}/{algo}/{phases}/{k}": np.array(v) for k, v in params.items()}
+    return {f"{net_name}/{algo}/{phases}/{k}": backend.to_numpy(v) for k, v in params.items()}
 
 
-def main(out):
+def main(out, device="cpu"):
     group = distributed.world()
-    backend = get_backend("cpu", "fast")
+    if device == "gpu":
+        group.use_local_gpu()
+    backend = get_backend(device, "fast")
     saved = {}
     for net_name in ("mnist-fc", "mnist-lc"):
         for algo, phases in CASES:
@@ -64,4 +66,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

@@ -140,6 +140,26 @@ def test_every_rule_on_two_processes_is_one_process_update(tmp_path):
         np.testing.assert_allclose(two[key], one[key], rtol=0, atol=1e-12, err_msg=key)
 
 
+def _gpus() -> int:
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:                    # no CuPy, no driver, no device: no GPU to use
+        return 0
+
+
+@needs_mpi
+@pytest.mark.gpu
+@pytest.mark.skipif(_gpus() < 2, reason="NCCL sums between GPUs need two GPUs (NCCL refuses two "
+                                        "processes on one)")
+def test_every_rule_on_two_gpus_over_nccl_is_one_gpu_update(tmp_path):
+    finished(mpi(1, HERE / "mpi_rules.py", tmp_path / "one.npz", "gpu"))
+    finished(mpi(2, HERE / "mpi_rules.py", tmp_path / "two.npz", "gpu"))
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    for key in one.files:
+        np.testing.assert_allclose(two[key], one[key], rtol=0, atol=1e-12, err_msg=key)
+
+
 TRAIN = ["-m", "lcengine", "train", "--dataset", "mnist-mini", "--width", "0.25",
          "--limit-train", "384", "--train-eval-images", "256", "--limit-test", "256",
          "--batch-size", "32", "--algo", "dtp"]
