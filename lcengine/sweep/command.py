@@ -5,6 +5,7 @@ not this module, to get the command."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
@@ -42,8 +43,10 @@ DEFINING = ("preset", "config_file", "space", "samples", "sample_seed", "prune",
 @click.option("--study", "study_name", metavar="NAME", help="the study's name in --storage")
 @click.option("--report", "report_root", metavar="ROOT", help="only report the sweep at ROOT: "
               "ranked trials, best preset, figure")
+@click.option("--presets", type=click.IntRange(min=1), default=1, show_default=True,
+              help="write the best K finished trials as presets (best.toml, best-2.toml, ...)")
 def sweep(preset, config_file, space, samples, sample_seed, prune, prune_after, root, jobs,
-          storage, study_name, report_root, **options):
+          storage, study_name, report_root, presets, **options):
     """Random search of a rule's hyper-parameters, as the paper chose them (App. 5.3).
 
     Draws --samples configurations from the space, trains each as a run directory
@@ -53,10 +56,8 @@ def sweep(preset, config_file, space, samples, sample_seed, prune, prune_after, 
 
     Train options (the same as `lcengine train`'s) are given to every trial; one that the space
     searches is then fixed instead. Needs Optuna: pip install 'lcengine[sweep]'."""
-    try:
-        import optuna  # noqa: F401
-    except ImportError:
-        raise _exit("lcengine sweep needs Optuna: pip install 'lcengine[sweep]'") from None
+    if importlib.util.find_spec("optuna") is None:
+        raise _exit("lcengine sweep needs Optuna: pip install 'lcengine[sweep]'")
     from .report import write_report
     from .worker import SweepInterrupted, Worker
 
@@ -70,7 +71,8 @@ def sweep(preset, config_file, space, samples, sample_seed, prune, prune_after, 
             root_dir = Path(report_root)
             if storage is None and not (root_dir / "sweep.journal").is_file():
                 raise SweepError(f"{root_dir}: no sweep there (no sweep.journal)")
-            write_report(open_study(root_dir, storage, study_name, None, click.echo), click.echo)
+            write_report(open_study(root_dir, storage, study_name, None, click.echo), click.echo,
+                         presets)
             return
         if root is None:
             raise SweepError("--root DIR is needed: the sweep's directory")
@@ -79,7 +81,7 @@ def sweep(preset, config_file, space, samples, sample_seed, prune, prune_after, 
             definition = define(given, **defining)
         opened = open_study(Path(root), storage, study_name, definition, click.echo)
         Worker(opened, jobs, click.echo).run()
-        write_report(opened, click.echo)
+        write_report(opened, click.echo, presets)
     except SweepInterrupted as err:
         raise _exit(str(err), 130) from None
     except USER_ERRORS as err:

@@ -1,6 +1,6 @@
 """`lcengine sweep --report ROOT`: the trials ranked by best test error (ROOT/sweep.md), the
-best finished trial's configuration as a preset (ROOT/best.toml, for `lcengine train --config`)
-and the best test error of every trial against each searched hyper-parameter (ROOT/sweep.png).
+best finished trial's configuration as a preset (ROOT/best.toml, for `lcengine train --config`;
+with --presets K also best-2.toml ... best-K.toml) and the best test error of every trial against each searched hyper-parameter (ROOT/sweep.png).
 
 Everything is read from the study, so the report works wherever the study can be opened; only
 the preset falls back on the trial's run directory (for a trial recorded before it finished).
@@ -78,26 +78,28 @@ def table(sweep: Sweep, rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def best_preset(sweep: Sweep, rows: list[Row]) -> Path | None:
-    """ROOT/best.toml: the best finished trial's whole configuration, minus its run directory,
-    so that `lcengine train --config ROOT/best.toml --out DIR` trains it again (same seed, same
-    numbers; add --epochs to train it longer)."""
+def best_presets(sweep: Sweep, rows: list[Row], count: int = 1) -> list[Path]:
+    """ROOT/best.toml (then best-2.toml, ... up to `count`): the best finished trials' whole
+    configurations, less their run directories, so that `lcengine train --config ROOT/best.toml
+    --out DIR` trains the best again (same seed, same numbers; add --epochs to train longer)."""
     complete = [r for r in rows if r.state == "COMPLETE" and r.best is not None]
-    if not complete:
-        return None
-    best = complete[0]
-    text = best.attrs.get("config")
-    if text is None:
-        text = (sweep.root / best.attrs["run_dir"] / CONFIG).read_text()
-    values = {k: coerce(k, v, f"trial {best.number}: {k}")
-              for k, v in tomllib.loads(text).items() if k != "out"}
-    header = (f"# Best of the sweep in {sweep.root} ({sweep.definition.space.label}): trial "
-              f"{best.number}, best test error {best.best:.2f}% at epoch "
-              f"{best.attrs['best_epoch']} of {best.attrs['epochs']}.\n"
-              "# Train it again: lcengine train --config best.toml --out DIR [--epochs E]\n")
-    path = sweep.root / PRESET
-    atomic_write_text(path, header + TrainConfig(**values).to_toml())
-    return path
+    paths = []
+    for rank, row in enumerate(complete[:count], start=1):
+        text = row.attrs.get("config")
+        if text is None:
+            text = (sweep.root / row.attrs["run_dir"] / CONFIG).read_text()
+        values = {k: coerce(k, v, f"trial {row.number}: {k}")
+                  for k, v in tomllib.loads(text).items() if k != "out"}
+        path = sweep.root / (PRESET if rank == 1 else f"best-{rank}.toml")
+        header = (f"# Number {rank} of the sweep in {sweep.root} "
+                  f"({sweep.definition.space.label}): trial {row.number}, best test error "
+                  f"{row.best:.2f}% at epoch {row.attrs['best_epoch']} of "
+                  f"{row.attrs['epochs']}.\n"
+                  f"# Train it again: lcengine train --config {path.name} --out DIR "
+                  "[--epochs E]\n")
+        atomic_write_text(path, header + TrainConfig(**values).to_toml())
+        paths.append(path)
+    return paths
 
 
 def figure(sweep: Sweep, rows: list[Row]) -> Path:
@@ -151,13 +153,14 @@ def figure(sweep: Sweep, rows: list[Row]) -> Path:
     return path
 
 
-def write_report(sweep: Sweep, echo=print) -> None:
+def write_report(sweep: Sweep, echo=print, presets: int = 1) -> None:
     rows = ranked(sweep)
     text = table(sweep, rows)
     atomic_write_text(sweep.root / TABLE, text)
     echo(text, nl=False)
     echo(f"table: {sweep.root / TABLE}")
-    preset = best_preset(sweep, rows)
-    echo(f"best preset: {preset}" if preset else "best preset: none yet (no finished trial)")
+    written = best_presets(sweep, rows, presets)
+    echo("best presets: " + ", ".join(map(str, written)) if written
+         else "best preset: none yet (no finished trial)")
     if rows:
         echo(f"figure: {figure(sweep, rows)}")

@@ -158,6 +158,7 @@ def open_study(root: Path, url: str | None, name: str | None, given: Definition 
             raise SweepError(f"{root}: not the root of sweep {name!r} in {where}; every worker "
                              "of a sweep must use the same --root (its trials' run directories)")
         _enqueue_missing(study, definition)
+    study.pruner = make_pruner(definition)
     return Sweep(root, study, storage, definition)
 
 

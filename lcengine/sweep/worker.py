@@ -43,7 +43,7 @@ from ..train import CONFIG, METRICS
 from .study import Sweep, worker_name
 
 #: seconds between looks at the running trials' metrics and at the study
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 #: a training process's exit status after a Ctrl-C (checkpointed, resumable)
 INTERRUPTED = 130
 
