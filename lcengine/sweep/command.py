@@ -80,6 +80,7 @@ def sweep(preset, config_file, space, samples, sample_seed, prune, prune_after, 
         if given or any(v is not None for v in defining.values()):
             definition = define(given, **defining)
         opened = open_study(Path(root), storage, study_name, definition, click.echo)
+        check_here(opened.definition)
         Worker(opened, jobs, click.echo).run()
         write_report(opened, click.echo, presets)
     except SweepInterrupted as err:
@@ -110,6 +111,12 @@ def define(given: dict, preset, config_file, space, samples, sample_seed, prune,
     fixed = {**files, **searched.fixed, **command_line}
     definition = Definition(fixed, searched, samples, sample_seed or 0, prune or "none",
                             prune_after or 1)
-    first = searched.draw(1, definition.sample_seed)[0]
-    resolve([("train options", fixed), (searched.label, first)])   # refuse what train would
+    check_here(definition)
     return definition
+
+
+def check_here(definition: Definition) -> None:
+    """Refuse, before any trial starts, what `lcengine train` would refuse on this host (a bad
+    combination, data missing here), rather than fail every trial in turn."""
+    first = definition.space.draw(1, definition.sample_seed)[0]
+    resolve([("train options", definition.fixed), (definition.space.label, first)])

@@ -1,6 +1,7 @@
 """`lcengine sweep --report ROOT`: the trials ranked by best test error (ROOT/sweep.md), the
 best finished trial's configuration as a preset (ROOT/best.toml, for `lcengine train --config`;
-with --presets K also best-2.toml ... best-K.toml) and the best test error of every trial against each searched hyper-parameter (ROOT/sweep.png).
+with --presets K also best-2.toml ... best-K.toml) and the best test error of every trial
+against each searched hyper-parameter (ROOT/sweep.png).
 
 Everything is read from the study, so the report works wherever the study can be opened; only
 the preset falls back on the trial's run directory (for a trial recorded before it finished).

@@ -150,7 +150,7 @@ class Worker:
         return bool(self.sweep.study.get_trials(
             deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
 
-    # --- claiming --------------------------------------------------------------------------------
+    # --- claiming --------------------------------------------------------------------------
     def claim(self) -> bool:
         """Start the first trial that is waiting, or running with its lock free (its worker
         died). False if there is none."""
@@ -188,7 +188,7 @@ class Worker:
             return None
         return handle
 
-    # --- one trial ---------------------------------------------------------------------------------
+    # --- one trial -------------------------------------------------------------------------
     def start(self, number: int, trial_id: int, lock: IO, adopted: bool) -> None:
         import optuna
         sweep = self.sweep
