@@ -4,8 +4,10 @@ images of mnist-mini (a few seconds each)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,8 +32,7 @@ def cli(*args):
 
 
 def sweep_process(root, *args):
-    command = [sys.executable, "-c", "from lcengine.cli import main; main()", "sweep",
-               "--root", str(root), *map(str, args)]
+    command = [sys.executable, "-m", "lcengine", "sweep", "--root", str(root), *map(str, args)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -244,3 +245,20 @@ def test_successive_halving_prunes_a_trial_behind_the_best_at_its_rung(tmp_path)
         assert (f"trial {trial.number}: pruned after epoch" in result.output) == (
             state == "PRUNED")
     assert "PRUNED" in expected                   # else this seed tests nothing
+
+
+def _mpiexec() -> str | None:
+    beside = Path(sys.executable).parent / "mpiexec"
+    return str(beside) if beside.exists() else shutil.which("mpiexec")
+
+
+@pytest.mark.skipif(_mpiexec() is None or importlib.util.find_spec("mpi4py") is None,
+                    reason="needs mpi4py and an MPI launcher: pip install \"lcengine[mpi]\"")
+def test_mpiexec_starts_workers_whose_trials_train_as_one_process_each(tmp_path):
+    root = tmp_path / "sweep"
+    command = [_mpiexec(), "-n", "2", sys.executable, "-m", "lcengine", "sweep", "--algo", "bp",
+               "--samples", "3", "--epochs", "1", *SMALL, "--root", str(root)]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=240).stdout
+    done = trials(root)
+    assert [t.state.name for t in done] == ["COMPLETE"] * 3, output
+    assert all(len(t.user_attrs["workers"]) == 1 for t in done)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO
 
 from ..checkpoint import CheckpointError, latest
+from ..distributed import LAUNCHER_SIZE_VARS
 from ..report import ReportError, read_metrics
 from ..train import CONFIG, METRICS
 from .study import Sweep, worker_name
@@ -210,7 +211,7 @@ class Worker:
                    "train", *args]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
-                                   start_new_session=True)
+                                   start_new_session=True, env=trial_environment())
         self.running[number] = TrialRun(number, trial, run_dir, lock, log, process,
                                         reported=set(frozen.intermediate_values))
         shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
@@ -263,6 +264,13 @@ class Worker:
         best = (f"best test {result['best_test_error']:.2f}% (epoch {result['best_epoch']}), "
                 if records else "")
         self.echo(f"trial {run.number}: {best}{outcome}")
+
+
+def trial_environment() -> dict:
+    """The worker's environment less the MPI launcher's process count: under `mpiexec -n K
+    lcengine sweep` the K workers share the trials, and each trial trains as one process (with
+    the count, `lcengine train` would take itself for one of K data-parallel processes)."""
+    return {k: v for k, v in os.environ.items() if k not in LAUNCHER_SIZE_VARS}
 
 
 def _interrupt(signum, frame):
