@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from lcengine.cli import main as lcengine_main
 from lcengine.config import ConfigError
 from lcengine.sweep.space import load_space, parse_space
+from lcengine.sweep.worker import has_checkpoint
 
 optuna = pytest.importorskip("optuna")
 
@@ -100,7 +101,8 @@ def test_bad_sweep_commands_are_refused(tmp_path):
         (["--algo", "bp"], "--samples N is needed"),
         (["--algo", "bp", "--samples", "2", "--out", "x"], "--out"),
         (["--algo", "bp", "--samples", "2", "--space", "nowhere.toml"], "no such file"),
-        (["--algo", "bp", "--samples", "2", "--dataset", "mnist"], "needs --data"),
+        (["--algo", "bp", "--samples", "2", "--dataset", "mnist", "--data", tmp_path / "none"],
+         "no such directory"),
     ]:
         result = cli("sweep", "--root", tmp_path / "s", *args)
         assert result.exit_code == 1 and wording in result.output, (args, result.output)
@@ -185,11 +187,12 @@ def wait_for(condition, what: str, seconds: float = 120.0):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_and_finishes_every_trial_once(tmp_path):
     root = tmp_path / "sweep"
     args = ["--algo", "bp", "--samples", 3, "--epochs", 2, *SMALL]
     worker = sweep_process(root, *args)
-    wait_for(lambda: (root / "trial-0001" / "checkpoints").is_dir(), "trial 1 to start")
+    wait_for(lambda: has_checkpoint(root / "trial-0001"), "trial 1's first checkpoint")
     os.kill(worker.pid, signal.SIGKILL)                    # its trial checkpoints and stops
     worker.communicate()
     rerun = sweep_process(root, *args)
@@ -206,6 +209,7 @@ def test_a_killed_sweep_resumes_and_finishes_every_trial_once(tmp_path):
         "trial-0000", "trial-0001", "trial-0002"]
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_sweep_without_running_a_trial_twice(tmp_path):
     root = tmp_path / "sweep"
     args = ["--algo", "bp", "--samples", 4, "--epochs", 1, *SMALL]
@@ -222,9 +226,10 @@ def test_two_workers_share_a_sweep_without_running_a_trial_twice(tmp_path):
     assert not any("resuming" in o for o in outputs)
 
 
+@pytest.mark.slow
 def test_successive_halving_prunes_a_trial_behind_the_best_at_its_rung(tmp_path):
     root = tmp_path / "sweep"
-    result = cli("sweep", "--algo", "bp", "--samples", 3, "--epochs", 20, *SMALL, "--root", root,
+    result = cli("sweep", "--algo", "bp", "--samples", 3, "--epochs", 10, *SMALL, "--root", root,
                  "--prune", "halving", "--prune-after", 1)
     assert result.exit_code == 0, result.output
     # rungs at 1, 3 and 9 epochs, the best third of a rung goes on: with three trials run one
@@ -252,6 +257,7 @@ def _mpiexec() -> str | None:
     return str(beside) if beside.exists() else shutil.which("mpiexec")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_mpiexec() is None or importlib.util.find_spec("mpi4py") is None,
                     reason="needs mpi4py and an MPI launcher: pip install \"lcengine[mpi]\"")
 def test_mpiexec_starts_workers_whose_trials_train_as_one_process_each(tmp_path):

@@ -196,7 +196,7 @@ class Worker:
         trial = optuna.Trial(sweep.study, trial_id)
         params = {d.name: suggest(trial, d) for d in sweep.definition.space.dimensions}
         run_dir = sweep.root / trial_name(number)
-        if adopted and _has_checkpoint(run_dir):
+        if adopted and has_checkpoint(run_dir):
             args, how = ["--resume", str(run_dir)], "resuming"
         else:
             if run_dir.exists():              # killed before its first checkpoint: keep aside
@@ -239,18 +239,21 @@ class Worker:
         self.follow(run)
         code = run.process.returncode
         records = history(run.run_dir)
-        for key, value in summary(records).items():
+        result = summary(records)
+        for key, value in result.items():
             run.trial.set_user_attr(key, value)
         if (run.run_dir / CONFIG).is_file():
             run.trial.set_user_attr("config", (run.run_dir / CONFIG).read_text())
-        study, result, told = self.sweep.study, summary(records), True
+        study, told = self.sweep.study, True
         if run.pruned:
             study.tell(run.number, state=TrialState.PRUNED)
             outcome = "pruned"
         elif code == 0:
             study.tell(run.number, result["best_test_error"])
             outcome = "done"
-        elif code in (INTERRUPTED, -signal.SIGINT):
+        elif code in (INTERRUPTED, -signal.SIGINT) or self.stopping:
+            # (stopping: a SIGINT that lands before training starts ends `lcengine train` as
+            # click's "Aborted!", exit status 1)
             outcome, told = "interrupted, checkpointed; it resumes in the next worker", False
         else:
             failure = _last_line(self.sweep.root / f"{trial_name(run.number)}.log") \
@@ -277,7 +280,7 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _has_checkpoint(run_dir: Path) -> bool:
+def has_checkpoint(run_dir: Path) -> bool:
     try:
         latest(run_dir)
     except CheckpointError:
