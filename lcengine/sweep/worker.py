@@ -10,7 +10,9 @@ result. So a trial that the study calls running while its lock is free has lost 
 next worker to see it adopts it and resumes its run directory (`lcengine train --resume`), and a
 finished trial is never run again. Optuna's own remedy, heartbeats, exists only for database
 storages and marks the trial failed, losing its epochs; the lock works with every storage and
-frees the trial the moment its worker dies.
+frees the trial the moment its worker dies. Workers on several hosts therefore need a ROOT whose
+flock works across hosts: NFS does (Linux maps flock onto NFS byte-range locks), Lustre when
+mounted with -o flock.
 
 The training process is a child of the worker, in a session of its own: a Ctrl-C or SIGTERM
 reaches the worker, which passes one SIGINT to each child (it checkpoints where it stands and
