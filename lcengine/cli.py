@@ -221,3 +221,7 @@ def info():
 
 main.add_command(prep)
 main.add_command(bench)
+
+from .sweep.command import sweep  # noqa: E402  (it builds on config_options above)
+
+main.add_command(sweep)
