@@ -49,7 +49,7 @@ class SignSymmetry(BP):
     def random_magnitude(self, l):
         """|M_l|, M_l ~ U(±r_l), drawn as U(0, r_l) from the rule's RNG."""
         W = self.layer(l).params["W"]
-        return self.rng.uniform(W.shape, 0.0, self.limit(l), dtype=W.dtype)
+        return self.rng.uniform_below(W.shape, self.limit(l), dtype=W.dtype)
 
     def std(self, l) -> float:
         """s_l = r_l / √3, the std of U(±r_l)."""
