@@ -72,7 +72,10 @@ BAD = {
                    "--local-loss: 'avg' is not one of sum, mean"),
     "aux_units": (["--algo", "dtp", "--aux-units", "64"], "--aux-units: dtp takes no aux_units"),
     "feedback_scale": (["--algo", "dtp", "--feedback-scale", "0.1"],
-                       "--feedback-scale: dtp takes no feedback_scale (only fa, dfa do)"),
+                       "--feedback-scale: dtp takes no feedback_scale (only fa, dfa, usf, brsf, "
+                       "frsf, kp do)"),
+    "weight_decay": (["--algo", "kp", "--weight-decay", "-0.1"],
+                     "--weight-decay: -0.1 must be >= 0"),
 }
 
 
