@@ -18,8 +18,8 @@
 # patterns share a 2-core machine. Environment: DATA (prepared shards, default data/), RUNS (run
 # directories, default runs/), MNIST_SOURCE and CIFAR_SOURCE (the official files to prepare from).
 #
-# Epochs: MNIST-FC, MNIST-LC and CIFAR-FC 100, CIFAR-LC 20 (an alternating TP epoch is one inverse pass and
-# one forward pass). Extend a cell with `lcengine train --resume RUN --epochs N`.
+# Epochs: MNIST-FC, MNIST-LC and CIFAR-FC 100, CIFAR-LC 20 (an alternating TP epoch is one inverse
+# pass and one forward pass). Extend a cell with `lcengine train --resume RUN --epochs N`.
 set -euo pipefail
 data=${DATA:-data}
 runs=${RUNS:-runs}

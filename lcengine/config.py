@@ -133,8 +133,8 @@ class TrainConfig:
     feedback_scale: float | None = _opt(None, float, "FA/DFA/KP: feedback weights ~ U(±scale); "
                                         "usf/brsf/frsf: their magnitudes those of U(±scale) "
                                         "[default: each layer's Glorot limit]", check=_POSITIVE)
-    weight_decay: float | None = _opt(None, float, "KP: W and B shrink by (1 − λ) every step [default: "
-                                      f"{KP_WEIGHT_DECAY:g}, Akrout et al.]",
+    weight_decay: float | None = _opt(None, float, "KP: W and B shrink by (1 − λ) every step "
+                                      f"[default: {KP_WEIGHT_DECAY:g}, Akrout et al.]",
                                       check=_NON_NEGATIVE)
 
     @property

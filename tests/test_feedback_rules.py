@@ -178,7 +178,8 @@ def test_random_magnitude_feedback_has_ws_signs_and_brsf_redraws_every_step(arch
 
 def test_frsf_magnitudes_are_its_state_and_brsf_has_none():
     net = tiny_net("mnist-fc", seed=1)
-    frsf, brsf = make_rule("frsf", net, {}, BACKEND.rng(2)), make_rule("brsf", net, {}, BACKEND.rng(2))
+    frsf = make_rule("frsf", net, {}, BACKEND.rng(2))
+    brsf = make_rule("brsf", net, {}, BACKEND.rng(2))
     assert sorted(frsf.state()) == [f"M.{l}" for l in range(1, 6)]
     assert brsf.state() == {} and make_rule("usf", net, {}, BACKEND.rng(2)).state() == {}
     other = make_rule("frsf", net, {}, BACKEND.rng(3))
