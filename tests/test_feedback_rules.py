@@ -12,11 +12,12 @@ import pytest
 from gradcheck import assert_close
 from mnist_subset import mnist_fc
 
-from lcengine.backend import get_backend
+from lcengine.backend import BackendError, get_backend
 from lcengine.metrics import feedback_angles
 from lcengine.nets import build_network
 from lcengine.optim import Adam
 from lcengine.rules import make_rule
+from lcengine.train import train_step
 
 BACKEND = get_backend("cpu")
 SMALL = dict(width=0.03, input_shape=(1, 5, 4), n_classes=4)      # 20-8×5-4, mnist-fc's shape
@@ -200,3 +201,47 @@ def test_fast_and_reference_faces_give_the_same_gradients(name):
         steps[kernels] = make_rule(name, net, {}, backend.rng(2)).gradients(x, labels, "forward")
     for key, g in steps["ref"].forward.items():
         assert_close(steps["fast"].forward[key], g, rtol=1e-10, atol=1e-14, what=key)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["usf", "brsf", "frsf", "kp"])
+def test_cuda_face_gives_the_cpus_gradients_and_trains(name):
+    """On an LC net, float32, with the CPU's parameters and rule state copied to the GPU: the same
+    gradients (brSF's magnitudes come from CuPy's generator: there, W's signs and finite values),
+    then two `train_step`s on the GPU (KP: W − B shrinks by (1 − λ)²). Skipped without a GPU."""
+    try:
+        gpu = get_backend("gpu")
+    except BackendError as err:
+        pytest.skip(str(err))
+    backends = {"cpu": BACKEND, "gpu": gpu}
+    rules = {k: make_rule(name, build_network("mnist-lc", b, b.rng(1), dtype="float32",
+                                              **WINDOWED), {}, b.rng(2))
+             for k, b in backends.items()}
+    cpu, cuda = rules["cpu"], rules["gpu"]
+    for key, value in cpu.forward_params().items():
+        cuda.forward_params()[key][...] = gpu.asarray(value)
+    cuda.load_state(cpu.state())
+    data = [(x.astype(np.float32), labels) for x, labels in batches(cpu.net, steps=3)]
+    x, labels = data[0]
+    want = cpu.gradients(x, labels, "forward").forward
+    got = cuda.gradients(gpu.asarray(x), gpu.asarray(labels), "forward").forward
+    for key, ref in want.items():
+        value = got[key].get()
+        if name == "brsf":
+            assert np.all(np.isfinite(value)), key
+        else:
+            assert_close(value, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max(), what=key)
+    for l in range(2, cuda.L + 1):
+        B, W = cuda.feedback_weights(l), cuda.layer(l).params["W"]
+        assert bool((gpu.xp.sign(B) == gpu.xp.sign(W)).all()) or name == "kp", l
+    gap = {k: float(gpu.xp.linalg.norm(cuda.net.layers[int(k[2:])].params["W"] - B))
+           for k, B in getattr(cuda, "B", {}).items()}
+    adam = {"forward": Adam(cuda.forward_params(), 1e-2, backend=gpu)}
+    for x, labels in data[1:]:
+        train_step(cuda, adam, gpu.asarray(x), gpu.asarray(labels), "forward")
+    for key, value in cuda.forward_params().items():
+        assert bool(gpu.xp.isfinite(value).all()), key
+    for key, before in gap.items():
+        W = cuda.net.layers[int(key[2:])].params["W"]
+        after = float(gpu.xp.linalg.norm(W - cuda.B[key]))
+        assert after == pytest.approx((1 - 1e-4) ** 2 * before, rel=1e-4), key

@@ -84,7 +84,7 @@ def test_fa_with_random_b_differs_from_bp_below_the_top_only():
     assert not np.allclose(got[f"{top - 1}.W"], ref[f"{top - 1}.W"])
 
 
-@pytest.mark.parametrize("name", ["fa", "dfa", *TP_FAMILY])
+@pytest.mark.parametrize("name", ["fa", "dfa", *TP_FAMILY, "usf", "brsf", "frsf"])
 def test_top_layer_always_learns_the_task_loss(name):
     net = small_net(seed=5)
     x, labels = small_batch(4, seed=6)
