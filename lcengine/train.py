@@ -262,6 +262,7 @@ def data_parallel_step(rule, optimisers: dict, reducer, x, labels, phase: str, w
     if inverse:
         optimisers["inverse"].step(inverse)
     if forward:
+        rule.apply_weight_decay()
         optimisers["forward"].step(forward)
     loss, *info, stops = sums
     return Step(loss, forward, inverse, dict(zip(names, info))), stops > 0

@@ -129,7 +129,8 @@ def finished(process, timeout=240):
 
 @needs_mpi
 def test_every_rule_on_two_processes_is_one_process_update(tmp_path):
-    """bp, fa, dfa and tp, dtp, sdtp, ao-sdtp (parallel and alternating), FC and LC, float64:
+    """bp, fa, dfa, usf, brsf, frsf, kp and tp, dtp, sdtp, ao-sdtp (parallel and alternating), FC
+    and LC, float64:
     2 processes × 6 rows = 1 process × 12 to 1e-12; the script also checks that both
     processes hold the same bits."""
     finished(mpi(1, HERE / "mpi_rules.py", tmp_path / "one.npz"))
