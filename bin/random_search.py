@@ -28,6 +28,8 @@ from pathlib import Path
 BETA1 = (0.9, 0.99)
 BETA2 = (0.95, 0.99, 0.999)
 EPS = (1e-3, 1e-4, 1e-6, 1e-8)
+#: the lcengine of this interpreter, whatever `lcengine` is first on PATH
+LCENGINE = (sys.executable, "-m", "lcengine")
 
 
 def log_uniform(rng: random.Random, low: float, high: float) -> float:
@@ -80,9 +82,9 @@ def main() -> int:
         config = sample(k, args)
         run_dir = args.root / f"sample-{k:03d}"
         if (run_dir / "checkpoints").exists():
-            command = ["lcengine", "train", "--resume", str(run_dir)]
+            command = [*LCENGINE, "train", "--resume", str(run_dir)]
         else:
-            command = ["lcengine", "train", "--algo", args.algo, "--epochs", str(args.epochs),
+            command = [*LCENGINE, "train", "--algo", args.algo, "--epochs", str(args.epochs),
                        "--out", str(run_dir), *args.train_args]
             if args.schedule:
                 command += ["--schedule", args.schedule]

@@ -1,12 +1,12 @@
-"""Where the CUDA C sources live: the repository's `kernels/` folder, next to the package.
+"""Where the CUDA C sources live: `lcengine/kernels/`, inside the package.
 
-    KERNEL_DIR          Path(lcengine.__file__).parents[1] / "kernels"
+    KERNEL_DIR          Path(lcengine.__file__).parent / "kernels"
     kernel_path(name)   KERNEL_DIR / name, or a one-line FileNotFoundError naming the path
     kernel_source(name) its text
 
-The sources are found through the package's location, so this works from a checkout and from an
-editable install (`pip install -e .`); a non-editable wheel does not ship `kernels/` (they are not
-package data), and the error then says so. Launchers (`*_cuda.py`), tests and benchmarks all read
+In a checkout `lcengine/kernels` is a link to the repository's top-level `kernels/` folder; a
+wheel carries the files themselves (package data), so a checkout, an editable install and
+`pip install .` all find the same sources. Launchers (`*_cuda.py`), tests and benchmarks all read
 the files through this module, so the engine and the benchmarks run the same kernels.
 """
 
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import lcengine
 
-KERNEL_DIR = Path(lcengine.__file__).resolve().parents[1] / "kernels"
+KERNEL_DIR = Path(lcengine.__file__).resolve().parent / "kernels"
 
 
 def kernel_path(name: str) -> Path:
     path = KERNEL_DIR / name
     if not path.is_file():
-        raise FileNotFoundError(f"CUDA kernel source {path} not found: run from a checkout of "
-                                "lcengine or install it editable (pip install -e .)")
+        raise FileNotFoundError(f"CUDA kernel source {path} not found: the installed lcengine "
+                                "lacks its kernels (reinstall it, or run from a checkout)")
     return path
 
 
