@@ -3,6 +3,7 @@
     KERNEL_DIR          Path(lcengine.__file__).parent / "kernels"
     kernel_path(name)   KERNEL_DIR / name, or a one-line FileNotFoundError naming the path
     kernel_source(name) its text
+    KERNELS             file name -> the `extern "C"` kernels the launchers look up in it
 
 In a checkout `lcengine/kernels` is a link to the repository's top-level `kernels/` folder; a
 wheel carries the files themselves (package data), so a checkout, an editable install and
@@ -17,6 +18,16 @@ from pathlib import Path
 import lcengine
 
 KERNEL_DIR = Path(lcengine.__file__).resolve().parent / "kernels"
+_PRECISIONS = ("f32", "f64")
+#: what lc_cuda, adam_cuda, conv_cuda and feedback_cuda ask each file for (checked by the compile
+#: test and by bin/gpu-check, which compiles them through the launchers' own path)
+KERNELS = {
+    "lc.cu": [f"lc_{d}_{s}" for d in ("forward", "backward_input", "backward_weight")
+              for s in _PRECISIONS],
+    "adam.cu": [f"adam_update_{s}" for s in _PRECISIONS],
+    "conv.cu": [f"conv_{k}_{s}" for k in ("im2col", "col2im") for s in _PRECISIONS],
+    "random_feedback.cu": [f"random_feedback_{s}" for s in _PRECISIONS],
+}
 
 
 def kernel_path(name: str) -> Path:
