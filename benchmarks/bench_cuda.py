@@ -208,6 +208,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--adam-size", type=int, default=90_316_800,
                         help="elements (default: the largest ImageNet-LC weight, layer 3)")
+    parser.add_argument("--torch-tf32", action="store_true",
+                        help="allow TF32 in PyTorch's bmm (default: FP32, like our kernels)")
     parser.add_argument("--time-reference", action="store_true",
                         help="also time the reference face (slow: a launch per location)")
     args = parser.parse_args(argv)
@@ -219,6 +221,8 @@ def main(argv=None):
         torch = torch if torch.cuda.is_available() else None
     except ImportError:
         torch = None
+    if torch:
+        torch.backends.cuda.matmul.allow_tf32 = args.torch_tf32
     print(json.dumps({"device": name, "peak": peak, "torch": torch.__version__ if torch else None,
                       "cupy": cupy.__version__}), flush=True)
     timer = Timer(cupy, args.repeats)
