@@ -3,6 +3,8 @@ every batch, in order, unchanged, while the host reuses its arrays and the GPU i
 GPU's random source. Marked `gpu`: skipped with the reason where CuPy or a CUDA device is
 absent."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,15 @@ def test_gpu_backend_runs_the_cuda_faces():
     assert backend.xp is cupy
     assert {"lc", "adam", "targets", "feedback", "conv"} <= {
         family for family, face in backend.faces.items() if face == "cuda"}
+
+
+def test_gpu_random_state_is_json_and_resumes():
+    one = get_backend("gpu").rng(5)
+    one.normal((7,))
+    saved = json.loads(json.dumps(one.state))
+    first = one.normal((1001,), 0.5).get()
+    assert abs(first.mean()) < 0.1 and abs(first.std() - 0.5) < 0.05
+    two = get_backend("gpu").rng(0)
+    two.state = saved
+    np.testing.assert_array_equal(two.normal((1001,), 0.5).get(), first)
+    assert two.uniform((3,), 0, 1).dtype == np.float32
