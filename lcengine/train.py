@@ -10,6 +10,10 @@
                   the angles to BP's gradient on one fixed minibatch; then the record →
                   checkpoint → metrics.jsonl → one printed line.
 
+Under `mpiexec -n K` the same loop runs on K data-parallel processes (`lcengine.distributed`):
+each takes its rows of every minibatch, the gradients are summed before any update, the
+evaluation's counts are summed, and only rank 0 writes the run directory and prints.
+
 Resuming is bit for bit: the loader's order and augmentation are pure functions of (seed, epoch,
 batch), and the checkpoint holds every parameter, optimiser moment, fixed random array, RNG
 state and the position (epoch, phase, batch). Ctrl-C is noticed between minibatches: the run
@@ -32,7 +36,7 @@ import numba
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .backend import get_backend
 from .config import TP_FAMILY, TrainConfig
 from .data import DataError, Loader, open_shards
@@ -40,6 +44,7 @@ from .metrics import alignment, top_k_error
 from .nets import build_network
 from .optim import Adam
 from .rules import make_rule
+from .rules.base import Step
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.toml"
@@ -76,6 +81,9 @@ class Run:
 
     def __init__(self, config: TrainConfig):
         self.config = config
+        self.group = distributed.world()
+        if config.device == "gpu":
+            self.group.use_local_gpu()
         self.backend = get_backend(config.device, config.kernels)
         source = config.data or config.dataset
         self.train_set = open_shards(source, "train")
@@ -88,7 +96,10 @@ class Run:
         self.net = build_network(config.net, self.backend, self.rng, width=config.width,
                                  input_shape=self.train_set.image_shape,
                                  n_classes=self.train_set.n_classes)
-        self.rule = make_rule(config.algo, self.net, config.rule_hp(), self.rng)
+        # on K processes the rule draws its noise for the whole minibatch and keeps its rows
+        self.rule_rng = self.rng if self.group.size == 1 else \
+            distributed.PartRng(self.rng, self.backend.xp)
+        self.rule = make_rule(config.algo, self.net, config.rule_hp(), self.rule_rng)
         self.bp = None if config.algo == "bp" else make_rule("bp", self.net, {}, self.rng)
         self.optimisers = {"forward": Adam(self.rule.forward_params(), config.lr, config.beta1,
                                            config.beta2, config.eps, backend=self.backend)}
@@ -98,10 +109,32 @@ class Run:
                                               backend=self.backend)
         common = dict(batch_size=config.batch_size, seed=config.seed, backend=self.backend,
                       workers=config.workers)
-        self.train_loader = Loader(self.train_set, train=True, **common)
-        self.train_eval_loader = Loader(self.train_set, train=False, shuffle=False, **common)
-        self.test_loader = Loader(self.test_set, train=False, shuffle=False, **common)
+        part = dict(part=(self.group.rank, self.group.size))
+        self.train_loader = Loader(self.train_set, train=True, **common, **part)
+        self.train_eval_loader = Loader(self.train_set, train=False, shuffle=False, **common,
+                                        **part)
+        self.test_loader = Loader(self.test_set, train=False, shuffle=False, **common, **part)
+        # the angles to BP are measured on rank 0 on the whole first minibatch
+        self.align_loader = self.train_eval_loader if self.group.size == 1 else \
+            Loader(self.train_set, train=False, shuffle=False, **common)
+        self.reducer = self.group.reducer(self.backend)
         self.chance_loss = math.log(self.train_set.n_classes)
+        self._check_split()
+
+    def _check_split(self) -> None:
+        """Every process must hold at least one row of every training minibatch."""
+        size, batch = self.group.size, self.config.batch_size
+        if size == 1:
+            return
+        if batch < size:
+            raise distributed.DistributedError(
+                f"--batch-size {batch} is the whole minibatch, shared by {size} processes: give "
+                f"at least {size}")
+        last = min(self.train_set.count, self.phase_batches() * batch) % batch
+        if 0 < last < size:
+            raise distributed.DistributedError(
+                f"the last minibatch of an epoch holds {last} images, fewer than the {size} "
+                f"processes: choose a --batch-size or --limit-train that leaves none so small")
 
     # --- what a checkpoint holds ---------------------------------------------------------
     def state(self) -> dict:
@@ -131,8 +164,19 @@ class Run:
         full = len(self.train_loader)
         return full if limit is None else min(full, math.ceil(limit / self.config.batch_size))
 
-    def step(self, x, labels, phase: str):
-        return train_step(self.rule, self.optimisers, x, labels, phase)
+    def step(self, x, labels, phase: str, n: int | None = None, asked_to_stop=lambda: False):
+        """One minibatch of n images, of which this process holds the rows x. Afterwards
+        `self.stopping` says whether `asked_to_stop()` held, read at the step's end, on any
+        process (all agree, so all stop after the same minibatch)."""
+        if self.reducer is None:
+            result = train_step(self.rule, self.optimisers, x, labels, phase)
+            self.stopping = asked_to_stop()
+            return result
+        lo, hi = self.group.rows(n)
+        self.rule_rng.rows = (lo, hi, n)
+        result, self.stopping = data_parallel_step(self.rule, self.optimisers, self.reducer, x,
+                                                   labels, phase, (hi - lo) / n, asked_to_stop)
+        return result
 
     def check(self, values: dict, where: str) -> None:
         """Raise Diverged if a step's loss (or a local loss) is NaN or the loss exploded."""
@@ -148,22 +192,29 @@ class Run:
         count = loader.shards.count if limit is None else min(limit, loader.shards.count)
         n = wrong1 = wrong5 = 0
         loss = 0.0
-        for x, labels in take(loader, 0, 0, math.ceil(count / loader.batch_size)):
-            k = min(x.shape[0], count - n)
+        size = loader.batch_size
+        for b, (x, labels) in enumerate(take(loader, 0, 0, math.ceil(count / size))):
+            lo, hi = self.group.rows(loader.batch_rows(b))
+            k = max(0, min(hi - lo, count - (b * size + lo)))   # this process's rows to count
+            if k == 0:
+                continue
             x, labels = x[:k], labels[:k]
             logits = self.net.predict(x)
             loss += float(self.net.loss(logits, labels)[0]) * k
             wrong1 += top_k_error(logits, labels, 1) * k
             wrong5 += top_k_error(logits, labels, 5) * k
             n += k
+        n, wrong1, wrong5, loss = self.group.sum([n, wrong1, wrong5, loss])
         return {"error": 100.0 * wrong1 / n, "top5_error": 100.0 * wrong5 / n, "loss": loss / n}
 
     def alignment(self, x, labels) -> dict:
         """Degrees between each layer's W-update and BP's gradient; the RNG is left untouched,
         so measuring does not change training."""
-        if self.bp is None:
+        if self.bp is None or not self.group.root:
             return {}
         saved = self.rng.state
+        if self.group.size > 1:
+            self.rule_rng.rows = None                   # the whole minibatch is here
         angles = alignment(self.rule, self.bp, x, labels)
         self.rng.state = saved
         return {k: round(v, 3) for k, v in angles.items()}
@@ -181,6 +232,28 @@ def train_step(rule, optimisers: dict, x, labels, phase: str):
     if result.forward:
         optimisers["forward"].step(result.forward)
     return result
+
+
+def data_parallel_step(rule, optimisers: dict, reducer, x, labels, phase: str, weight: float,
+                       asked_to_stop):
+    """`train_step` on one of K processes holding `weight` of the minibatch's rows: each layer's
+    gradients go to the reducer as the rule computes them, the sums come back, then the same
+    optimiser steps run everywhere. The LC layers' weight gradients are computed, not deferred
+    (they must be summed before Adam applies them). The step's losses and `stop` are summed with
+    them: (Step of the whole minibatch, whether `asked_to_stop()` held on any process)."""
+    reducer.begin(weight)
+    with rule.publishing_gradients(reducer.add):
+        result = rule.gradients(x, labels, phase)
+    names = list(result.info)
+    forward, inverse, sums = reducer.finish(result.forward, result.inverse,
+                                            [result.loss, *result.info.values(),
+                                             float(asked_to_stop())])
+    if inverse:
+        optimisers["inverse"].step(inverse)
+    if forward:
+        optimisers["forward"].step(forward)
+    loss, *info, stops = sums
+    return Step(loss, forward, inverse, dict(zip(names, info))), stops > 0
 
 
 class Pending:
@@ -227,6 +300,9 @@ class InterruptFlag:
         self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
+    def asked(self) -> bool:
+        return self.requested
+
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
@@ -253,9 +329,10 @@ def start(config: TrainConfig, run_dir: Path, echo=print) -> list[dict]:
     """Create `run_dir`, save the config and a checkpoint of the initial state, and train."""
     run = Run(config)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True)
-    checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
-    (run_dir / METRICS).touch()
+    if run.group.root:
+        run_dir.mkdir(parents=True)
+        checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+        (run_dir / METRICS).touch()
     position, history, tally = Position(), [], new_tally()
     save(run, run_dir, position, history, tally)
     return loop(run, run_dir, position, history, tally, echo)
@@ -277,21 +354,31 @@ def resume(run_dir: Path, epochs: int | None = None, echo=print) -> list[dict]:
     run_dir = Path(run_dir)
     state = read_checkpoint(run_dir, echo)
     config = saved_config(state)
+    run = Run(config)
     if epochs is not None:
         config.epochs = epochs
-        checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
-    run = Run(config)
     run.load_state(state["run"])
     position = Position(**state["position"])
     history = state["history"]
-    # metrics.jsonl may hold a line written after the checkpoint we resume from: rewrite it
-    checkpoint.atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+    if run.group.root:
+        if epochs is not None:
+            checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+        # metrics.jsonl may hold a line written after the checkpoint we resume from: rewrite it
+        checkpoint.atomic_write_text(run_dir / METRICS,
+                                     "".join(json.dumps(r) + "\n" for r in history))
     echo(f"resuming {run_dir} at epoch {position.epoch + 1}, "
          f"{config.phases[position.phase]} pass, batch {position.batch}")
     return loop(run, run_dir, position, history, state["tally"], echo)
 
 
 def save(run: Run, run_dir: Path, position: Position, history: list, tally: dict) -> Path:
+    """Checkpoint (rank 0, once every process has reached the same point with the same
+    parameters); the checkpoint's path."""
+    run.group.barrier()
+    run.group.check_identical({**run.rule.forward_params(), **run.rule.inverse_params()},
+                              run.backend.to_numpy)
+    if not run.group.root:
+        return checkpoint.checkpoints_dir(run_dir) / position.tag()
     state = {"config": asdict(run.config), "position": asdict(position), "history": history,
              "tally": tally, "run": run.state()}
     return checkpoint.save(run_dir, position.tag(), state, run.backend.to_numpy)
@@ -304,12 +391,15 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
     phases = config.phases
     n_batches = run.phase_batches()
     pass_images = min(run.train_set.count, n_batches * config.batch_size)
-    align_x, align_labels = next(take(run.train_eval_loader, 0, 0, 1))
+    align_x, align_labels = next(take(run.align_loader, 0, 0, 1))
+    if not run.group.root:
+        echo = _silent
     with InterruptFlag() as interrupt, cpu_threads(config.threads):
         for epoch in range(position.epoch, config.epochs):
             bar = tqdm(total=pass_images * len(phases), desc=f"epoch {epoch + 1}/{config.epochs}",
                        initial=position.phase * pass_images + position.batch * config.batch_size,
-                       unit="img", unit_scale=True, leave=False, disable=None, dynamic_ncols=True)
+                       unit="img", unit_scale=True, leave=False, dynamic_ncols=True,
+                       disable=None if run.group.root else True)
             with bar:
                 for p in range(position.phase, len(phases)):
                     stream = epoch * len(phases) + p       # each pass its own shuffle
@@ -318,11 +408,12 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
                     for b, (x, labels) in enumerate(take(run.train_loader, stream, position.batch,
                                                          n_batches), start=position.batch):
                         where = f"epoch {epoch + 1}, {phases[p]} pass, batch {b}"
-                        result = run.step(x, labels, phases[p])
-                        bar.update(x.shape[0])
-                        if pending.add(result, x.shape[0], phases[p], where):
+                        n = run.train_loader.batch_rows(b)
+                        result = run.step(x, labels, phases[p], n, interrupt.asked)
+                        bar.update(n)
+                        if pending.add(result, n, phases[p], where):
                             bar.set_postfix(loss=f"{pending.flush():.3f}", refresh=False)
-                        if interrupt.requested:
+                        if run.stopping:
                             pending.flush()
                             tally["seconds"] += time.perf_counter() - started
                             stopped = Position(epoch, p, b + 1)
@@ -336,15 +427,20 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
             history.append(record)
             position, tally = Position(epoch + 1), new_tally()
             save(run, run_dir, position, history, tally)
-            with open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps(record) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            if run.group.root:
+                with open(run_dir / METRICS, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
             echo(summary_line(record, config))
-            if interrupt.requested:
+            if run.group.sum([interrupt.requested])[0]:
                 raise Interrupted(f"interrupted after epoch {epoch + 1}; continue with: "
                                   f"lcengine train --resume {run_dir}")
     return history
+
+
+def _silent(*args, **kwargs) -> None:
+    """The echo of processes other than rank 0."""
 
 
 def _count(tally: dict, loss: float, info: dict, n_images: int, phase: str) -> None:

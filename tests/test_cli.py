@@ -93,7 +93,8 @@ def write(path, text):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--dataset", "mnist"], ["--dataset mnist needs --data DIR"]),
+    (["--dataset", "mnist"], ["mnist is not prepared in the data home",
+                              "run: lcengine prep mnist --download"]),
     (["--dataset", "imagenet", "--arch", "fc", "--data", "{tmp}"], ["no fully-connected ImageNet"]),
     (["--data", "{tmp}"], ["--data: mnist-mini is embedded"]),
     (["--preset", "nope"], ["--preset 'nope': no such preset; choose one of", "smoke"]),

@@ -71,9 +71,9 @@ def test_alternating_epoch_is_an_inverse_pass_then_a_forward_pass(tmp_path, monk
     phases = []
     real_step = training.Run.step
 
-    def recording_step(self, x, labels, phase):
+    def recording_step(self, x, labels, phase, *args):
         phases.append(phase)
-        return real_step(self, x, labels, phase)
+        return real_step(self, x, labels, phase, *args)
 
     monkeypatch.setattr(training.Run, "step", recording_step)
     history = train(tiny_config(tmp_path, algo="dtp"))
