@@ -11,10 +11,8 @@ from __future__ import annotations
 import cupy
 import numpy as np
 
-from .kernel_source import kernel_path
+from .kernel_source import NVRTC_OPTIONS, kernel_path
 
-#: nvrtc options for every kernel file (lambdas inside device functions need C++14 or later)
-NVRTC_OPTIONS = ("-std=c++17",)
 INT32_MAX = 2**31 - 1
 DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 

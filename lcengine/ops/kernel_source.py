@@ -4,6 +4,7 @@
     kernel_path(name)   KERNEL_DIR / name, or a one-line FileNotFoundError naming the path
     kernel_source(name) its text
     KERNELS             file name -> the `extern "C"` kernels the launchers look up in it
+    NVRTC_OPTIONS       what they are compiled with
 
 In a checkout `lcengine/kernels` is a link to the repository's top-level `kernels/` folder; a
 wheel carries the files themselves (package data), so a checkout, an editable install and
@@ -18,6 +19,9 @@ from pathlib import Path
 import lcengine
 
 KERNEL_DIR = Path(lcengine.__file__).resolve().parent / "kernels"
+#: NVRTC options for every kernel file (lambdas inside device functions need C++14 or later);
+#: cuda_common compiles with them, and so does the NVRTC compile test
+NVRTC_OPTIONS = ("-std=c++17",)
 _PRECISIONS = ("f32", "f64")
 #: what lc_cuda, adam_cuda, conv_cuda and feedback_cuda ask each file for (checked by the compile
 #: test and by bin/gpu-check, which compiles them through the launchers' own path)
