@@ -15,7 +15,8 @@ gradients, then the optimiser updates), on the backend `--device` picks:
 
 FLOPs, from a stated formula (`step_flops`): layer l does U_l multiply-adds per example and pass
 (LC and dense: its weight count; conv: weight count × output positions), 2·N·U_l FLOPs per pass.
-BP and FA run a forward, a weight-gradient and (for l ≥ 2) an input-gradient pass per layer; DFA
+BP, FA, the sign-symmetry rules and KP run a forward, a weight-gradient and (for l ≥ 2) an
+input-gradient pass per layer (their sign and decay terms are elementwise, not counted); DFA
 replaces the input-gradient passes by e·B_lᵀ, 2·N·K·M_l for each hidden layer of M_l units; the TP
 family (phase "both", one inverse and one forward update per batch) adds per learned inverse g_l
 three U_l passes (f_l on the noisy h̃, g_l, g_l's weight gradient) and per target two g_{l+1}
@@ -26,7 +27,8 @@ a GPU the table of bench_cuda.py (our kernels are SIMT FP32, never TF32).
 
 Memory budget (`memory_budget`, float32, from `nets.describe_arch`, so the full-width ImageNet
 net is counted without being built): weights and biases; Adam's m and v; the step's gradients
-(all held until the optimiser runs); fixed feedback (FA's B; DFA keeps only seeds); the TP
+(all held until the optimiser runs; KP's learned B counts as weights); fixed feedback (FA's B,
+frSF's magnitudes; DFA keeps only seeds; uSF and brSF build B_l from W_l per step); the TP
 family's inverses, their Adam moments and gradients; activations for batch B (x, every a_l and
 h_l of the forward trace). Measured beside it: the process's peak RSS and the peak of NumPy
 allocations during one step (tracemalloc; the Numba kernels' scratch is not seen) on the CPU,
@@ -56,7 +58,7 @@ import numpy as np
 
 from lcengine import distributed
 from lcengine.backend import get_backend
-from lcengine.config import AUX_UNITS, TP_FAMILY
+from lcengine.config import AUX_UNITS, SIGN_SYMMETRY, TP_FAMILY
 from lcengine.data import DataError, Loader, open_shards
 from lcengine.layers import Dense, LocallyConnected2D
 from lcengine.nets import build_network, describe_arch
@@ -91,7 +93,7 @@ def step_flops(rows, algo: str, batch: int) -> int:
     U = [macs_per_example(r) for r in rows]
     L, K = len(rows), _size(rows[-1].out_shape)
     passes = 2 * sum(U)                                                 # forward, weight gradient
-    if algo in ("bp", "fa"):
+    if algo in ("bp", "fa", *SIGN_SYMMETRY, "kp"):
         passes += sum(U[1:])                                            # input gradients, l ≥ 2
     elif algo == "dfa":
         passes += sum(K * _size(r.out_shape) for r in rows[:-1])        # e B_lᵀ
@@ -114,8 +116,10 @@ def memory_budget(rows, algo: str, batch: int, aux: int = AUX_UNITS) -> dict:
     """Bytes per component (see the module docstring), and their total."""
     weights = sum(r.n_weights + _bias_size(r) for r in rows)
     feedback = inverses = 0
-    if algo == "fa":
+    if algo in ("fa", "frsf"):                                          # B_l, |M_l|: l ≥ 2
         feedback = sum(r.n_weights for r in rows[1:])
+    if algo == "kp":                                                    # B_l, learned like W
+        weights += sum(r.n_weights for r in rows[1:])
     if algo in TP_FAMILY:
         top = algo in ("sdtp", "ao-sdtp")
         inverses = sum(r.n_weights + _bias_size(r, inverse=True)

@@ -177,8 +177,9 @@ def evaluate(run_dir, split, data, limit, device):
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--markdown", metavar="FILE", help="also write the table to FILE")
 def report(run_dirs, markdown):
-    """Best and final errors of runs beside the paper's; learning curves in RUN_DIR/curves.png."""
-    from .report import ReportError, curves, read_run, table   # matplotlib: only when asked
+    """Best and final errors of runs beside the paper's; learning curves in RUN_DIR/curves.png,
+    per-layer angles (to BP's gradient; feedback B to W) in RUN_DIR/angles.png."""
+    from .report import ReportError, angle_curves, curves, read_run, table   # matplotlib: asked
 
     try:
         runs = [read_run(Path(d)) for d in run_dirs]
@@ -191,6 +192,9 @@ def report(run_dirs, markdown):
     for run in runs:
         if run.history:
             click.echo(f"curves: {curves(run)}")
+            angles = angle_curves(run)
+            if angles:
+                click.echo(f"angles: {angles}")
 
 
 @main.command()
@@ -221,3 +225,7 @@ def info():
 
 main.add_command(prep)
 main.add_command(bench)
+
+from .sweep.command import sweep  # noqa: E402  (it builds on config_options above)
+
+main.add_command(sweep)

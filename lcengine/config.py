@@ -24,8 +24,9 @@ from .paper_hyperparams import table5
 from .rules import RULES
 from .rules.target_prop import LOCAL_LOSSES, TargetProp
 
-ALGOS = ("bp", "fa", "dfa", "tp", "dtp", "sdtp", "ao-sdtp")
+ALGOS = ("bp", "fa", "dfa", "tp", "dtp", "sdtp", "ao-sdtp", "usf", "brsf", "frsf", "kp")
 TP_FAMILY = ("tp", "dtp", "sdtp", "ao-sdtp")
+SIGN_SYMMETRY = ("usf", "brsf", "frsf")
 SCHEDULES = ("alternating", "parallel")
 DATASETS = ("mnist-mini", "mnist", "cifar10", "imagenet")
 ARCHS = ("fc", "lc", "conv")
@@ -46,7 +47,8 @@ EVAL_SPLIT = {"mnist-mini": "test", "mnist": "test", "cifar10": "test", "imagene
 #: config field -> the rules' hyper-parameter name (rules.make_rule takes these; the optimisers
 #: take the others)
 RULE_FIELDS = {"alpha": "alpha", "sigma": "sigma", "aux_units": "aux",
-               "feedback_scale": "feedback_scale", "local_loss": "local_loss"}
+               "feedback_scale": "feedback_scale", "local_loss": "local_loss",
+               "weight_decay": "weight_decay"}
 #: which rules take each rule-specific field; every other rule must leave it None
 APPLIES = {
     "schedule": TP_FAMILY,
@@ -56,6 +58,8 @@ APPLIES = {
 }
 #: AO-SDTP's auxiliary output size: 512 in the paper's CIFAR runs (§3.2), MNIST's not stated
 AUX_UNITS = RULES["ao-sdtp"].defaults["aux"]
+#: KP's weight decay λ unless asked otherwise (the source's value, rules/kp.py)
+KP_WEIGHT_DECAY = RULES["kp"].defaults["weight_decay"]
 #: the TP family's local losses unless asked otherwise: summed over units, as the DTP code does
 LOCAL_LOSS = TargetProp.defaults["local_loss"]
 
@@ -136,8 +140,12 @@ class TrainConfig:
                                   choices=LOCAL_LOSSES)
     aux_units: int | None = _opt(None, int, f"AO-SDTP: auxiliary output units [default: "
                                  f"{AUX_UNITS}]", check=_AT_LEAST_1)
-    feedback_scale: float | None = _opt(None, float, "FA/DFA: feedback weights ~ U(±scale) "
+    feedback_scale: float | None = _opt(None, float, "FA/DFA/KP: feedback weights ~ U(±scale); "
+                                        "usf/brsf/frsf: their magnitudes those of U(±scale) "
                                         "[default: each layer's Glorot limit]", check=_POSITIVE)
+    weight_decay: float | None = _opt(None, float, "KP: W and B shrink by (1 − λ) every step "
+                                      f"[default: {KP_WEIGHT_DECAY:g}, Akrout et al.]",
+                                      check=_NON_NEGATIVE)
 
     @property
     def net(self) -> str:
@@ -286,6 +294,9 @@ def resolve(layers: list[tuple[str, dict]]) -> tuple[TrainConfig, list[str]]:
     if config.algo == "ao-sdtp" and config.aux_units is None:
         config.aux_units = AUX_UNITS
         notes.append(f"aux_units {AUX_UNITS}, as in the paper's CIFAR-10 runs (§3.2)")
+    if config.algo == "kp" and config.weight_decay is None:
+        config.weight_decay = KP_WEIGHT_DECAY
+        notes.append(f"weight_decay {KP_WEIGHT_DECAY:g}, Akrout et al.'s (rules/kp.py)")
     return config, notes
 
 

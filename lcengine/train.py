@@ -7,7 +7,8 @@
                   one epoch = one inverse pass + one forward pass) — over minibatches:
                   rule.gradients → optimiser steps (`train_step`) → the losses read back and
                   checked every SYNC_EVERY steps (`Pending`); then train and test error,
-                  the angles to BP's gradient on one fixed minibatch; then the record →
+                  the angles to BP's gradient on one fixed minibatch and those of the
+                  feedback arrays B_l to W_l (FA, sign-symmetry, KP); then the record →
                   checkpoint → metrics.jsonl → one printed line.
 
 Under `mpiexec -n K` the same loop runs on K data-parallel processes (`lcengine.distributed`):
@@ -40,7 +41,7 @@ from . import checkpoint, distributed
 from .backend import get_backend
 from .config import TP_FAMILY, TrainConfig
 from .data import DataError, Loader, open_shards
-from .metrics import alignment, top_k_error
+from .metrics import alignment, feedback_angles, top_k_error
 from .nets import build_network
 from .optim import Adam
 from .rules import make_rule
@@ -219,17 +220,27 @@ class Run:
         self.rng.state = saved
         return {k: round(v, 3) for k, v in angles.items()}
 
+    def feedback_alignment(self) -> dict:
+        """Degrees between each feedback array B_l and W_l ({} for rules without one); the RNG
+        is left untouched (brSF draws its B_l here)."""
+        saved = self.rng.state
+        angles = feedback_angles(self.rule)
+        self.rng.state = saved
+        return {k: round(v, 3) for k, v in angles.items()}
+
 
 def train_step(rule, optimisers: dict, x, labels, phase: str):
-    """One minibatch: the rule's gradients, then the inverse and forward optimiser steps. The LC
-    layers' weight gradients are left to the optimisers, which compute them inside their updates
-    (`DeferredGradient`: each location's gradient goes from the cache straight into Adam). Nothing
-    is read back from the device (see Pending); `lcengine bench train` times this function."""
+    """One minibatch: the rule's gradients, then the inverse optimiser step, the rule's weight
+    decay (KP) and the forward optimiser step. The LC layers' weight gradients are left to the
+    optimisers, which compute them inside their updates (`DeferredGradient`: each location's
+    gradient goes from the cache straight into Adam). Nothing is read back from the device (see
+    Pending); `lcengine bench train` times this function."""
     with rule.deferring_weight_gradients():
         result = rule.gradients(x, labels, phase)
     if result.inverse:
         optimisers["inverse"].step(result.inverse)
     if result.forward:
+        rule.apply_weight_decay()
         optimisers["forward"].step(result.forward)
     return result
 
@@ -468,6 +479,7 @@ def epoch_record(run: Run, epoch: int, tally: dict, history: list, x, labels) ->
         "images_per_s": round(tally["images"] / tally["seconds"], 1) if tally["seconds"] else None,
         "seconds": round(tally["seconds"], 3),
         "alignment_deg": run.alignment(x, labels),
+        "feedback_deg": run.feedback_alignment(),
         "info": {k: total / count for k, (total, count) in tally["info"].items()},
     }
     if config.dataset == "imagenet":
@@ -487,5 +499,8 @@ def summary_line(record: dict, config: TrainConfig) -> str:
         parts.append(f"{record['images_per_s']:.0f} img/s")
     if angles:
         parts.append(f"angles to BP {angles}°")
+    if record.get("feedback_deg"):
+        parts.append("B to W " + "/".join(f"{a:.0f}" for a in record["feedback_deg"].values())
+                     + "°")
     return "  ".join(parts)
 

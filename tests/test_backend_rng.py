@@ -47,6 +47,9 @@ class _PhiloxStandIn:
     def uniform(self, low, high, size):
         return self.generator.uniform(low, high, size)
 
+    def random_sample(self, size, dtype):
+        return self.generator.random(size, dtype=dtype)
+
 
 _DEVICE = SimpleNamespace(random=SimpleNamespace(RandomState=_PhiloxStandIn),
                           cuda=SimpleNamespace(curand=SimpleNamespace(
@@ -65,4 +68,18 @@ def test_device_draws_resume_from_a_json_state():
     two.state = saved
     assert np.array_equal(two.normal((5, 2), 0.1), first[0])
     assert np.array_equal(two.uniform((6,), -1, 1), first[1])
+    below = one.uniform_below((4, 3), 0.25)
+    assert below.dtype == np.float32 and 0 <= below.min() and below.max() < 0.25
     assert not np.array_equal(Rng(_DEVICE, 8).normal((3, 4)), Rng(_DEVICE, 7).normal((3, 4)))
+
+
+def test_uniform_below_is_drawn_in_its_dtype_and_resumes_from_a_saved_state():
+    rng = BACKEND.rng(3)
+    saved = rng.state
+    for dtype in (np.float32, np.float64):
+        u = rng.uniform_below((200, 300), 0.25, dtype=dtype)
+        assert u.dtype == dtype and u.min() >= 0 and u.max() < 0.25
+        assert abs(float(u.mean()) - 0.125) < 0.002
+    rng.state = saved
+    assert np.array_equal(rng.uniform_below((200, 300), 0.25), BACKEND.rng(3).uniform_below(
+        (200, 300), 0.25))

@@ -68,6 +68,10 @@ class Rule:
     def inverse_params(self) -> dict:
         return {}
 
+    def apply_weight_decay(self) -> None:
+        """Decay some parameters in place between a step's gradients and the optimiser's update
+        (`train.train_step`); only KP decays, the other rules do nothing here."""
+
     def state(self) -> dict:
         """Everything a checkpoint needs beyond the parameters, as a dict of arrays."""
         return dict(self.fixed)
