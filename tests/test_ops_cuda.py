@@ -20,8 +20,7 @@ try:
 except cupy.cuda.runtime.CUDARuntimeError as err:
     pytest.skip(f"no usable CUDA device ({err})", allow_module_level=True)
 
-from lcengine.ops import adam_cuda, cuda_common, lc_cuda, targets_cuda  # noqa: E402
-from test_targets import check_face  # noqa: E402
+from lcengine.ops import adam_cuda, cuda_common, lc_cuda  # noqa: E402
 
 # Adam's results: |got − ref| ≤ atol + rtol·|ref| (the LC sums: gradcheck.sum_rounding, as FP32
 # FMA sums in another order than NumPy's einsum; no TF32: the kernels are SIMT FP32); the
@@ -97,21 +96,23 @@ def test_adam_face_matches_reference(shape, dtype):
                      what=f"adam_update {name} {shape}")
 
 
-class _OnDevice:
-    """targets_cuda with NumPy in and out, so the shared checker runs it on CuPy arrays."""
-
-    @staticmethod
-    def difference_target(*arrays):
-        return targets_cuda.difference_target(*map(cupy.asarray, arrays)).get()
-
-    @staticmethod
-    def tanh_regression(h, t):
-        loss, grad = targets_cuda.tanh_regression(cupy.asarray(h), cupy.asarray(t))
-        return loss, grad.get()
-
-
 def test_target_kernels_on_device():
-    check_face(_OnDevice, [(1, 1), (3, 5, 7), (2, 3, 17, 19), (64, 4097)],
+    """The Numba CUDA face, imported here only: a numba-cuda that fails to import fails this
+    test, not the module's CuPy tests."""
+    from lcengine.ops import targets_cuda
+    from test_targets import check_face
+
+    class OnDevice:                  # NumPy in and out, so the shared checker runs it on CuPy
+        @staticmethod
+        def difference_target(*arrays):
+            return targets_cuda.difference_target(*map(cupy.asarray, arrays)).get()
+
+        @staticmethod
+        def tanh_regression(h, t):
+            loss, grad = targets_cuda.tanh_regression(cupy.asarray(h), cupy.asarray(t))
+            return loss, grad.get()
+
+    check_face(OnDevice, [(1, 1), (3, 5, 7), (2, 3, 17, 19), (64, 4097)],
                [np.float32, np.float64])
 
 
