@@ -21,6 +21,9 @@
 # Epochs: MNIST-FC, MNIST-LC and CIFAR-FC 100, CIFAR-LC 20 (an alternating TP epoch is one inverse
 # pass and one forward pass). Extend a cell with `lcengine train --resume RUN --epochs N`.
 set -euo pipefail
+# the lcengine of $PYTHON (default: the python3 first on PATH, an active venv's), not whatever
+# `lcengine` script comes first on PATH
+lcengine() { "${PYTHON:-python3}" -m lcengine "$@"; }
 data=${DATA:-data}
 runs=${RUNS:-runs}
 patterns=("$@")

@@ -25,6 +25,9 @@
 # SCHEDULES ("alternating parallel"), SETTING (every run's data and size options; default the
 # paper-mnist preset on DATA/mnist, with the search trials' train error over 10,000 images).
 set -euo pipefail
+# the lcengine of $PYTHON (default: the python3 first on PATH, an active venv's), not whatever
+# `lcengine` script comes first on PATH
+lcengine() { "${PYTHON:-python3}" -m lcengine "$@"; }
 data=${DATA:-data}
 runs=${RUNS:-runs}
 jobs=${JOBS:-2}

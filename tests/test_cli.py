@@ -184,9 +184,9 @@ def test_preset_and_config_file_layers(tmp_path):
 
 
 def train_command(run, epochs):
-    return [sys.executable, "-c", "from lcengine.cli import main; main()", "train", "--epochs",
-            str(epochs), "--out", str(run), "--algo", "fa", "--limit-train", "6400",
-            "--limit-test", "200", "--train-eval-images", "200"]
+    return [sys.executable, "-m", "lcengine", "train", "--epochs", str(epochs), "--out", str(run),
+            "--algo", "fa", "--limit-train", "6400", "--limit-test", "200",
+            "--train-eval-images", "200"]
 
 
 def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path):
