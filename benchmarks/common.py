@@ -26,9 +26,9 @@ from functools import partial
 import numpy as np
 
 import lcengine
-from lcengine.ops import simd
-from lcengine.ops.host_memory import keep_freed_memory
-from lcengine.ops.host_threads import sleep_when_idle
+from lcengine.ops.cpu import simd
+from lcengine.ops.cpu.host_memory import keep_freed_memory
+from lcengine.ops.cpu.host_threads import sleep_when_idle
 
 
 def timings(fn, repeats=5, warmup=1, cpu=None):

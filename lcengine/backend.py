@@ -14,8 +14,8 @@ from types import ModuleType, SimpleNamespace
 import numpy as np
 
 from .ops import FAMILIES
-from .ops.host_memory import keep_freed_memory
-from .ops.host_threads import sleep_when_idle
+from .ops.cpu.host_memory import keep_freed_memory
+from .ops.cpu.host_threads import sleep_when_idle
 
 DEVICES = ("cpu", "gpu")
 FACES = ("ref", "cpu", "cuda")

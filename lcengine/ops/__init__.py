@@ -13,6 +13,6 @@ FAMILIES = {
     "feedback": ("random_feedback",),
 }
 
-from . import kernel_cache  # noqa: E402  (before any face module loads a cached kernel)
+from .cpu import kernel_cache  # noqa: E402  (before any face module loads a cached kernel)
 
 kernel_cache.drop_stale_kernels()

@@ -19,10 +19,10 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from . import cblas
-from .cblas import NO_TRANS, ROW_MAJOR, TRANS
+from .cpu import cblas
+from .cpu.cblas import NO_TRANS, ROW_MAJOR, TRANS
+from .cpu.lc import _parallel
 from .feedback_ref import feedback_matrix, splitmix64
-from .lc_cpu import _parallel
 
 CACHE_ENTRIES = 1 << 22                     # 16 MiB of float32 per cached matrix
 _ROWS = 128                                 # rows of B per product: 500 KB of float32 at K = 1000

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .flat import flat_operands
+from .cpu.flat import flat_operands
 from .tanh_math import tanh32
 from .targets_math import tanh_regression_elem
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from numba.core import caching
 
 STAMP = "lcengine-sources.sha256"
-SOURCES = Path(__file__).parent
+SOURCES = Path(__file__).parent.parent
 
 
 def fingerprint(directory: Path = SOURCES) -> str:
     """SHA-256 over the names and contents of the directory's Python sources."""
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.py")):
+    for path in sorted(directory.rglob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

@@ -64,8 +64,9 @@ import os
 import numba
 import numpy as np
 
-from . import adam_cpu, cblas, lc_ref, simd
-from .adam_cpu import adam_element
+from .. import adam_cpu, lc_ref
+from ..adam_cpu import adam_element
+from . import cblas, simd
 from .cblas import COL_MAJOR, NO_TRANS, ROW_MAJOR, TRANS
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
