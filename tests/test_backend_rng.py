@@ -3,7 +3,7 @@
 import numpy as np
 
 from lcengine.backend import get_backend
-from lcengine.ops import lc_cpu
+from lcengine.ops.cpu import lc as lc_cpu
 
 BACKEND = get_backend("cpu")
 

@@ -1,78 +1,105 @@
-"""Numba's cache of this directory's compiled kernels, emptied when any source here changes.
+"""Where Numba caches the CPU faces' compiled kernels: a directory named by a hash of the sources.
 
 Numba reuses a cached function while its own source file is unchanged, but our kernels compile
-functions of other files into themselves: `simd`'s products into `lc_cpu`'s ops, `tanh_math`
-into the activation and target passes, `cblas` into everything that calls BLAS. After an edit
-of simd.py alone, `lc_cpu` went on running the old products from its cache (docs/performance.md,
-thirteenth session), and a `git pull` into an editable install would do the same. So the cache
-directory carries a fingerprint of every source here, and a cache made from other sources is
-emptied before anything in it is loaded (`lcengine.ops` does this on import). Costs one
-recompilation after a change, as a fresh clone has.
+functions of other files into themselves: `simd`'s products into `lc`'s ops, `tanh_math` into
+the activation and target passes, `cblas` into everything that calls BLAS. After an edit of
+simd.py alone, `lc` went on running the old products from its cache, and a `git pull` into an
+editable install would do the same. So every kernel of `lcengine/ops` is decorated with `njit`
+below, which caches it in `cache_directory()`: a directory whose name is a fingerprint of every
+source under `lcengine/ops`. Changed sources get a fresh directory (one recompilation, as a
+fresh clone has); the directories least recently used beyond `KEEP` are removed.
+
+Only public settings are used: `numba.config.CACHE_DIR` (what NUMBA_CACHE_DIR sets) is pointed at
+that directory while each kernel is decorated, which is when Numba picks a function's cache
+location, and restored at once, so the process's other Numba code caches where it would
+without lcengine. A user's NUMBA_CACHE_DIR is kept as the parent directory. Where the
+directory cannot be written, Numba caches as it would alone, with one warning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-from numba.core import caching
+import numba
 
-STAMP = "lcengine-sources.sha256"
-SOURCES = Path(__file__).parent.parent
+from . import probes
+
+OPS = Path(__file__).resolve().parents[1]          # lcengine/ops: every kernel's sources
+PREFIX = "kernels-"
+KEEP = 8                                           # fingerprints kept side by side
 
 
-def fingerprint(directory: Path = SOURCES) -> str:
-    """SHA-256 over the names and contents of the directory's Python sources."""
+def fingerprint(directory: Path = OPS) -> str:
+    """SHA-256 over the relative paths and contents of the Python sources under `directory`."""
     digest = hashlib.sha256()
     for path in sorted(directory.rglob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
-def cache_directory(source: Path = Path(__file__)) -> Path | None:
-    """Where Numba keeps the cached kernels of `source`'s directory: the same locators in the
-    same order as Numba (NUMBA_CACHE_DIR, then __pycache__ beside the sources if writable, then a
-    user-wide directory); None if none applies, or if this Numba keeps its locators elsewhere
-    (they are Numba internals: the package must still import, with Numba's own caching)."""
-    for locator in getattr(getattr(caching, "CacheImpl", None), "_locator_classes", ()):
-        found = locator.from_function(fingerprint, str(source))
-        if found is not None:
-            return Path(found.get_cache_path())
-    return None
+def cache_root() -> Path:
+    """The parent of the fingerprinted directories: NUMBA_CACHE_DIR/lcengine if the user set
+    one, else lcengine/ in the user's cache directory (XDG_CACHE_HOME, else ~/.cache)."""
+    if numba.config.CACHE_DIR:
+        return Path(numba.config.CACHE_DIR) / "lcengine"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lcengine"
 
 
-def drop_stale(directory: Path, stamp: str) -> bool:
-    """Remove Numba's index and data files (*.nbi, *.nbc) from `directory` unless its stamp file
-    says they were made from sources of fingerprint `stamp`; then write that stamp (atomically).
-    True when it removed anything."""
-    stamp_file = directory / STAMP
-    try:
-        if stamp_file.read_text() == stamp:
-            return False
-    except OSError:
-        pass
-    removed = False
-    for path in [*directory.glob("*.nbi"), *directory.glob("*.nbc")]:
-        try:
-            path.unlink()
-            removed = True
-        except FileNotFoundError:                # another process got there first
-            pass
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f"{STAMP}.{os.getpid()}"
-    partial.write_text(stamp)
-    os.replace(partial, stamp_file)
+def prune(root: Path, keep: str, count: int = KEEP) -> list[Path]:
+    """Remove the fingerprinted directories under `root` beyond the `count` most recently
+    used, never `keep`; returns those removed. Another process may be removing them too."""
+    others = sorted((p for p in root.glob(PREFIX + "*") if p.name != keep and p.is_dir()),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = others[max(0, count - 1):]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
     return removed
 
 
-def drop_stale_kernels() -> bool:
-    """`drop_stale` for this package's kernels; False (and Numba's own behaviour) where the cache
-    directory cannot be found or written."""
-    directory = cache_directory()
-    if directory is None:
-        return False
+@functools.lru_cache(maxsize=None)
+def cache_directory() -> Path | None:
+    """This source tree's cache directory, made, marked as just used and writable; None (with
+    one warning) where it cannot be."""
+    root = cache_root()
+    directory = root / (PREFIX + fingerprint()[:16])
     try:
-        return drop_stale(directory, fingerprint())
-    except OSError:
-        return False
+        directory.mkdir(parents=True, exist_ok=True)
+        os.utime(directory)
+        tempfile.TemporaryFile(dir=directory).close()
+        prune(root, directory.name)
+    except OSError as err:
+        probes.unavailable("lcengine's kernel cache directory", f"{directory}: {err}",
+                           "Numba caches the kernels where it would alone, and a kernel whose "
+                           "other sources changed may be reused until its own file changes")
+        return None
+    return directory
+
+
+@contextlib.contextmanager
+def _numba_caches_in(directory: Path | None):
+    """numba.config.CACHE_DIR = directory inside the block (unchanged if None)."""
+    before = numba.config.CACHE_DIR
+    if directory is not None:
+        numba.config.CACHE_DIR = str(directory)
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = before
+
+
+def njit(*args, **options):
+    """`numba.njit`, with a kernel given `cache=True` cached in `cache_directory()`."""
+    if not options.get("cache"):
+        return numba.njit(*args, **options)
+
+    def decorate(function):
+        with _numba_caches_in(cache_directory()):
+            return numba.njit(**options)(function)
+
+    return decorate(args[0]) if args else decorate

@@ -1,4 +1,4 @@
-"""Locally-connected 2-D layer: the fast CPU face (same functions and dtypes as `lc_ref`).
+"""Locally-connected 2-D layer: the fast CPU face's kernels (`lc_cpu` exports the ops).
 
 Letters as in `lc_ref`: N batch, C input channels, H×W input, O output channels, P×Q output,
 L = P·Q output locations, kh×kw kernel, K = C·kh·kw, (sh, sw) stride, pads = (top, bottom, left,
@@ -50,8 +50,11 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
     costs a wake-up, 50-90 µs here; a Python thread pool cost as much per dispatch, and an op
     needed three or four (docs/performance.md, fourth and fifth sessions).
 That needs the SciPy OpenBLAS build under NumPy (NumPy's own wheels), which exports those
-symbols. Under another BLAS (Accelerate, MKL) the op runs on the calling thread, one output row
-at a time, as batched `np.matmul` calls (`_numpy_*`), and BLAS threads itself.
+symbols, and `simd`'s kernels to compile and check out here: the probes `cblas.openblas()` and
+`simd.usable()`. Where either fails (another BLAS such as Accelerate or MKL, an LLVM that
+rejects the kernels), or the fast face is switched off (LCENGINE_FAST_CPU=0, `probes`), the op
+runs on the calling thread, one output row at a time, as batched `np.matmul` calls (`_numpy_*`),
+and BLAS threads itself: the same numbers, about half the speed.
 Dtypes float32 and float64 (x and W alike) take these paths; anything else falls back to `lc_ref`.
 """
 
@@ -66,30 +69,12 @@ import numpy as np
 
 from .. import adam_cpu, lc_ref
 from ..adam_cpu import adam_element
-from . import cblas, simd
+from . import cblas, simd, tuning
 from .cblas import COL_MAJOR, NO_TRANS, ROW_MAJOR, TRANS
+from .kernel_cache import njit
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BLOCK = 16       # locations whose dyᵀ one thread holds at a time
-_OWN_PATCH_BYTES = 256 * 1024             # `product_kernel`'s thresholds
-_OWN_INPUT_GRADIENT_PATCH_BYTES = 128 * 1024
-_THIN_BATCH_BYTES = 128
-_OWN_WEIGHT_GRADIENT_MAX_K = 128
-_OWN_WEIGHT_GRADIENT_MIN_N = 64
-
-
-def _cache_bytes(index, default):
-    """The size of cpu0's cache `index` (sysfs: 2 = L2, 3 = L3 here), or `default`."""
-    try:
-        with open(f"/sys/devices/system/cpu/cpu0/cache/index{index}/size") as f:
-            text = f.read().strip()
-        return int(text[:-1]) * {"K": 1 << 10, "M": 1 << 20}[text[-1]]
-    except (OSError, ValueError, KeyError, IndexError):
-        return default
-
-
-_L2_BYTES = _cache_bytes(2, 512 << 10)
-_LAST_LEVEL_BYTES = _cache_bytes(3, 32 << 20)
 
 
 def _cache_plan(direction, kernel, locations, location_bytes, patch_bytes):
@@ -114,22 +99,22 @@ def _cache_plan(direction, kernel, locations, location_bytes, patch_bytes):
         CIFAR-LC layers 2-3 at batch 128 0-1.5 of 35-47)."""
     weights = locations * location_bytes
     if direction == "backward_weight":
-        return weights > _LAST_LEVEL_BYTES
+        return weights > tuning.LAST_LEVEL_BYTES
     if kernel == "blas":
-        return direction == "backward_input" and location_bytes <= _L2_BYTES
-    return (kernel == "simd" and weights > _LAST_LEVEL_BYTES
-            and 2 * location_bytes + patch_bytes <= _L2_BYTES // 2)
+        return direction == "backward_input" and location_bytes <= tuning.L2_BYTES
+    return (kernel == "simd" and weights > tuning.LAST_LEVEL_BYTES
+            and 2 * location_bytes + patch_bytes <= tuning.L2_BYTES // 2)
 
 
 # ----------------------------------------------------------------------------- per location
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _bounds(total, parts, t):
     """Part t of [0, total) cut into `parts` even ranges."""
     return total * t // parts, total * (t + 1) // parts
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _gather(xt, pt, p, q, top, left, sh, sw):
     """pt[c, i, j, :] = xᵀ[c, p·sh + i - top, q·sw + j - left, :] (zeros outside xᵀ). xᵀ may be
     a slab of the input's rows from row h0: then `top` is the padding plus h0."""
@@ -149,7 +134,7 @@ def _gather(xt, pt, p, q, top, left, sh, sw):
                     dst[:] = 0
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _scatter_add(pt, dxt, slab, h0, e0, e1, p, q, top, left, sh, sw):
     """dxᵀ[c, h, q·sw + j - left, :] += pt[c, i, j, :] with h = p·sh + i - top, for the positions
     inside dxᵀ; rows h outside [e0, e1) go to slab[c, h - h0] instead (a part's rows that
@@ -173,13 +158,12 @@ def _scatter_add(pt, dxt, slab, h0, e0, e1, p, q, top, left, sh, sw):
 
 # ----------------------------------------------------------------------------- small K: direct
 
-_DIRECT_MAX_K = 16   # forward with K = C·kh·kw up to this: the direct kernel below
 _NC = 64             # images per chunk of the direct kernel (a compile-time constant)
 
 
 @functools.lru_cache(maxsize=None)
 def _direct_forward(C, kh, kw):
-    """The forward for one (C, kh, kw) with K = C·kh·kw ≤ _DIRECT_MAX_K: `_forward` with this
+    """The forward for one (C, kh, kw) with K = C·kh·kw ≤ tuning.DIRECT_FORWARD_MAX_K: `_forward` with this
     kernel on each part of the locations, yᵀ[o, l, n] = Σ_k W[l, o, k] · patch[k, n], into yᵀ
     (O, L, the batch padded to whole chunks; `lc_forward` returns the view of the first N, and
     the elementwise ops after it make compact batch-last arrays). Per location and chunk of _NC
@@ -193,7 +177,7 @@ def _direct_forward(C, kh, kw):
     too, it ran 30-50 % slower (measured in the fifth session; the cause was not pinned down)."""
     K = C * kh * kw
 
-    @numba.njit(nogil=True)
+    @njit(nogil=True)
     def gather(xt, pt, p, q, n0, top, left, sh, sw):
         """pt[(c, i, j), n] = xᵀ[c, p·sh + i - top, q·sw + j - left, n0 + n] (0 outside)."""
         H, W, N = xt.shape[1], xt.shape[2], xt.shape[3]
@@ -212,7 +196,7 @@ def _direct_forward(C, kh, kw):
                     else:
                         row[:] = 0
 
-    @numba.njit(nogil=True, fastmath={"contract"})
+    @njit(nogil=True, fastmath={"contract"})
     def forward(xt, Wr, yt, Q, top, left, sh, sw, l0, l1):
         O, N = Wr.shape[1], xt.shape[3]
         pt = np.empty((K, _NC), dtype=xt.dtype)
@@ -228,7 +212,7 @@ def _direct_forward(C, kh, kw):
                             s += wl[o, k] * pt[k, n]
                         dst[n] = s
 
-    @numba.njit(parallel=True)
+    @njit(parallel=True)
     def op(omatcopy, src, batch_last, N, Wr, sh, sw, top, left, Q, parts):
         L, O = Wr.shape[0], Wr.shape[1]
         Np = -(-N // _NC) * _NC
@@ -248,13 +232,13 @@ def _direct_forward(C, kh, kw):
 # locations transposes the input rows and the dy it needs itself (if they came batch-first), and
 # writes its own share of the result.
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _rows(l0, l1, Q, sh, top, kh, H):
     """The input rows [h0, h1) that the windows of locations [l0, l1) touch."""
     return max((l0 // Q) * sh - top, 0), min(((l1 - 1) // Q) * sh - top + kh, H)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _x_rows(omatcopy, one, x, h0, h1):
     """xᵀ (C, h1 - h0, W, N) of x's rows [h0, h1): one ?omatcopy per channel."""
     N, C, H, Wd = x.shape
@@ -266,7 +250,7 @@ def _x_rows(omatcopy, one, x, h0, h1):
     return xt
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts, t):
     """Part t's locations [l0, l1), the first input row h0 of the xᵀ it gathers from, and that
     xᵀ: the whole input if it came batch-last (src is then xᵀ itself), else the rows the part's
@@ -278,7 +262,7 @@ def _part_input(omatcopy, one, src, batch_last, L, Q, sh, top, kh, parts, t):
     return l0, l1, h0, _x_rows(omatcopy, one, src, h0, h1)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb):
     """dyᵀ of locations [lb, lb + nb) as a (nb, O, N) view: block[j] is dyᵀ[:, lb + j]. If dy
     came batch-last, dsrc is dyᵀ (O, L, N) and this is a view of it; else dsrc is dy (N, O, L),
@@ -292,13 +276,13 @@ def _dy_block(omatcopy, one, dsrc, batch_last, dyt, lb, nb):
     return dyt[:nb]
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _ld(a):
     """The leading dimension (row stride, in numbers) of a 2-D array with contiguous rows."""
     return a.strides[0] // a.itemsize
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _forward(gemm, own, prefetch, omatcopy, src, batch_last, N, Wr, kh, kw, sh, sw, top, left, Q,
              parts):
     """yᵀ (O, L, N): per location, gather the patch and yᵀ[:, l] = W[l] @ patchᵀ, which ?gemm
@@ -324,14 +308,14 @@ def _forward(gemm, own, prefetch, omatcopy, src, batch_last, N, Wr, kh, kw, sh, 
     return yt
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _add_to(dst, src):
     """dst += src, in a function compiled without `parallel`, where it is not a parallel region
     of its own (`cblas.unit`)."""
     dst += src
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _backward_input(gemm, own, ahead, omatcopy, dsrc, batch_last, N, Wr, C, kh, kw, H, Wd, sh,
                     sw, top, left, Q, parts):
     """dxᵀ (C, H, W, N): per location, patchᵀ-grad = W[l]ᵀ @ dyᵀ[:, l] by ?gemm (or by
@@ -403,7 +387,7 @@ def _backward_input(gemm, own, ahead, omatcopy, dsrc, batch_last, N, Wr, C, kh, 
 _STORE, _STREAM, _ADAM = 0, 1, 2
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _backward_weight(gemm, own, sink, adam, W, m, v, omatcopy, src, x_batch_last, dsrc,
                      dy_batch_last, N, kh, kw, sh, sw, top, left, Q, parts):
     """dW (L, O, K): per location, dW[l] = dyᵀ[:, l] @ patch(l): by ?gemm as the column-major
@@ -459,18 +443,19 @@ def _parts(blas_threads):
     return max(1, min(blas_threads, numba.get_num_threads(), _CORES))
 
 
-def _parallel(op):
+def _parallel(op, needs_simd=True):
     """Run `op(blas, parts, ...)` with as many parts (threads) as the caller lets BLAS and Numba
     have (`--threads`, or threadpoolctl's limits), at most one per core, and BLAS single-threaded
     inside them. OpenBLAS's thread count is one process-wide setting (its `_local` setter is not
     thread-local in the SciPy build), so it is lowered for the op and restored after it; two LC
-    ops running at once in different threads would race on it. Without the OpenBLAS build:
-    op(None, 1, ...)."""
+    ops running at once in different threads would race on it. Where a probe fails (no usable
+    OpenBLAS build; the `simd` kernels, if `needs_simd`, do not work here) or the fast face is
+    off: op(None, 1, ...), the op's plain NumPy path, with BLAS threading itself."""
 
     @functools.wraps(op)
     def call(*args):
         blas = cblas.openblas()
-        if blas is None:
+        if blas is None or (needs_simd and not simd.usable()):
             return op(None, 1, *args)
         threads = blas.get_threads()
         parts = _parts(threads)
@@ -524,15 +509,17 @@ def product_kernel(direction, K, N, itemsize) -> str:
     if _forced is not None:
         return _forced
     if direction == "forward":
-        if K <= _DIRECT_MAX_K:
+        if K <= tuning.DIRECT_FORWARD_MAX_K:
             return "direct"
-        own = K * N * itemsize <= _OWN_PATCH_BYTES
+        own = K * N * itemsize <= tuning.SIMD_FORWARD_MAX_PATCH_BYTES
     elif direction == "backward_input":
         patch = K * N * itemsize
-        own = patch <= _OWN_INPUT_GRADIENT_PATCH_BYTES or (N * itemsize <= _THIN_BATCH_BYTES
-                                                           and patch <= _OWN_PATCH_BYTES)
+        own = patch <= tuning.SIMD_INPUT_GRADIENT_MAX_PATCH_BYTES or (
+            N * itemsize <= tuning.THIN_BATCH_MAX_BYTES
+            and patch <= tuning.SIMD_FORWARD_MAX_PATCH_BYTES)
     else:
-        own = K <= _OWN_WEIGHT_GRADIENT_MAX_K and N >= _OWN_WEIGHT_GRADIENT_MIN_N
+        own = (K <= tuning.SIMD_WEIGHT_GRADIENT_MAX_K
+               and N >= tuning.SIMD_WEIGHT_GRADIENT_MIN_BATCH)
     return "simd" if own else "blas"
 
 
@@ -697,13 +684,13 @@ def _locations(dy):
 
 # ----------------------------------------------------------------------------- another BLAS
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _gather_row(xt, buf, p, top, left, sh, sw):
     for q in range(buf.shape[0]):
         _gather(xt, buf[q], p, q, top, left, sh, sw)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _scatter_add_row(buf, dxt, p, top, left, sh, sw):
     for q in range(buf.shape[0]):
         _scatter_add(buf[q], dxt, dxt, 0, 0, 0, p, q, top, left, sh, sw)
