@@ -297,3 +297,15 @@ def test_ctrl_c_exits_130_with_how_to_resume(tmp_path, monkeypatch):
     monkeypatch.undo()
     result = invoke("train", "--resume", tmp_path / "run", "--epochs", "1")
     assert result.exit_code == 0 and "batch 1" in result.output, result.output
+
+
+def test_prep_is_loaded_from_data_prep_only_when_asked_for():
+    """lcengine and data_prep do not import each other at package level: the command list names
+    `prep`, and its help comes from data_prep's command."""
+    out = subprocess.run([sys.executable, "-c", "import sys, lcengine.cli\n"
+                          "print('data_prep' in sys.modules)"], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False"]
+    assert "prep" in CliRunner().invoke(main, ["--help"]).output
+    result = CliRunner().invoke(main, ["prep", "--help"])
+    assert result.exit_code == 0 and "mnist" in result.output.lower(), result.output
