@@ -163,10 +163,11 @@ _NC = 64             # images per chunk of the direct kernel (a compile-time con
 
 @functools.lru_cache(maxsize=None)
 def _direct_forward(C, kh, kw):
-    """The forward for one (C, kh, kw) with K = C·kh·kw ≤ tuning.DIRECT_FORWARD_MAX_K: `_forward` with this
-    kernel on each part of the locations, yᵀ[o, l, n] = Σ_k W[l, o, k] · patch[k, n], into yᵀ
-    (O, L, the batch padded to whole chunks; `lc_forward` returns the view of the first N, and
-    the elementwise ops after it make compact batch-last arrays). Per location and chunk of _NC
+    """The forward for one (C, kh, kw) with K = C·kh·kw ≤ tuning.DIRECT_FORWARD_MAX_K:
+    `_forward` with this kernel on each part of the locations,
+    yᵀ[o, l, n] = Σ_k W[l, o, k] · patch[k, n], into yᵀ (O, L, the batch padded to whole
+    chunks; `lc_forward` returns the view of the first N, and the elementwise ops after it make
+    compact batch-last arrays). Per location and chunk of _NC
     images the patch is copied into a (K, _NC) buffer (zeros past the batch and outside the
     input); with K a compile-time constant (a closure variable, so one compilation per shape,
     not cached on disk) the sum over k unrolls and LLVM vectorises the loop over the chunk's
