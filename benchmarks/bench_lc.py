@@ -46,7 +46,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import lcengine  # noqa: F401  (first: it sets OpenBLAS's idle timeout before NumPy loads it)
+from lcengine.ops.cpu.host_threads import blas_threads_sleep_soon
+
+blas_threads_sleep_soon()           # first: OpenBLAS reads its idle timeout when NumPy loads it
+
 import numpy as np
 
 if __package__ in (None, ""):                       # run as a script: make the repo importable
@@ -55,7 +58,8 @@ if __package__ in (None, ""):                       # run as a script: make the 
 else:
     from . import common
 
-from lcengine.ops import lc_cpu, lc_ref              # noqa: E402  (after the path fix above)
+from lcengine.ops import lc_ref                      # noqa: E402  (after the path fix above)
+from lcengine.ops.cpu import lc as lc_cpu            # noqa: E402
 
 NETS = ("mnist-lc", "cifar-lc", "imagenet-lc")
 DEFAULT_BATCH = {"mnist-lc": 128, "cifar-lc": 128, "imagenet-lc": 32}

@@ -25,10 +25,10 @@ from functools import partial
 
 import numpy as np
 
-import lcengine
-from lcengine.ops import simd
-from lcengine.ops.host_memory import keep_freed_memory
-from lcengine.ops.host_threads import sleep_when_idle
+from lcengine.ops.cpu import simd
+from lcengine.ops.cpu.host_memory import keep_freed_memory
+from lcengine.ops.cpu.host_threads import (blas_idle_timeout, blas_threads_sleep_soon,
+                                            sleep_when_idle)
 
 
 def timings(fn, repeats=5, warmup=1, cpu=None):
@@ -145,9 +145,8 @@ def machine():
     return {"cpu": model, "cores": cores, "loadavg_1min": load, "numpy": np.__version__,
             "python": platform.python_version(), "malloc_kept": keep_freed_memory(),
             "omp_idle_threads_sleep": sleep_when_idle(), "simd_vector_bytes": simd.VECTOR_BYTES,
-            "openblas_thread_timeout": (os.environ.get("OPENBLAS_THREAD_TIMEOUT")
-                                        if lcengine.BLAS_IDLE_TIMEOUT_SET
-                                        else "unknown: NumPy was loaded before lcengine")}
+            "openblas_thread_timeout": (blas_idle_timeout() if blas_threads_sleep_soon()
+                                        else "unknown: NumPy was loaded before it was set")}
 
 
 def emit(record, stream=None):

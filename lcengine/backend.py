@@ -14,8 +14,9 @@ from types import ModuleType, SimpleNamespace
 import numpy as np
 
 from .ops import FAMILIES
-from .ops.host_memory import keep_freed_memory
-from .ops.host_threads import sleep_when_idle
+from .ops.cpu.host_memory import keep_freed_memory
+from .ops.cpu.host_threads import sleep_when_idle
+from .ops.cpu.probes import fast_cpu_enabled
 
 DEVICES = ("cpu", "gpu")
 FACES = ("ref", "cpu", "cuda")
@@ -213,6 +214,10 @@ def get_backend(device: str = "cpu", kernels: str = "fast") -> Backend:
         face = "cuda" if kernels == "fast" else "ref"
     else:
         xp, face = np, ("cpu" if kernels == "fast" else "ref")
+        try:
+            fast_cpu_enabled()     # LCENGINE_FAST_CPU: a bad value is one line here
+        except ValueError as err:
+            raise BackendError(str(err)) from None
         keep_freed_memory()        # NumPy's per-step temporaries: no page faults (host_memory)
         sleep_when_idle()          # no OpenMP thread spinning between regions (host_threads)
     ops, used = _load_ops(face)

@@ -8,12 +8,15 @@ failure the user can fix is one line (click.ClickException), naming the option o
 
 from __future__ import annotations
 
+from .ops.cpu.host_threads import blas_threads_sleep_soon
+
+blas_threads_sleep_soon()           # first: OpenBLAS reads its idle timeout when NumPy loads it
+
 import time
 from dataclasses import fields
 from pathlib import Path
 
 import click
-from data_prep.cli import prep
 
 from . import __version__, checkpoint, datahome, distributed
 from . import train as training
@@ -29,7 +32,21 @@ USER_ERRORS = (ConfigError, DataError, BackendError, checkpoint.CheckpointError,
                distributed.DistributedError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The commands, with `prep` imported from data_prep only when it is asked for: lcengine
+    and data_prep do not import each other at package level."""
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), "prep"])
+
+    def get_command(self, ctx, name):
+        if name == "prep":
+            from data_prep.cli import prep
+            return prep
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lcengine")
 def main():
     """Deep nets trained with BP, FA, DFA and the target-propagation family (Bartunov et al.
@@ -222,8 +239,6 @@ def info():
         click.echo("  " + line)
 
 
-
-main.add_command(prep)
 main.add_command(bench)
 
 from .sweep.command import sweep  # noqa: E402  (it builds on config_options above)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from lcengine.backend import Rng, get_backend
-from lcengine.ops import lc_cpu
+from lcengine.ops.cpu import lc as lc_cpu
 
 BACKEND = get_backend("cpu")
 

@@ -312,3 +312,15 @@ def test_report_draws_the_angles_of_a_rule_with_feedback_weights(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"angles: {run / 'angles.png'}" in result.output
     assert (run / "angles.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_prep_is_loaded_from_data_prep_only_when_asked_for():
+    """lcengine and data_prep do not import each other at package level: the command list names
+    `prep`, and its help comes from data_prep's command."""
+    out = subprocess.run([sys.executable, "-c", "import sys, lcengine.cli\n"
+                          "print('data_prep' in sys.modules)"], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False"]
+    assert "prep" in CliRunner().invoke(main, ["--help"]).output
+    result = CliRunner().invoke(main, ["prep", "--help"])
+    assert result.exit_code == 0 and "mnist" in result.output.lower(), result.output

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from lcengine.ops import cblas, feedback_cpu, feedback_ref, lc_cpu
+from lcengine.ops import feedback_cpu, feedback_ref
+from lcengine.ops.cpu import cblas
+from lcengine.ops.cpu import lc as lc_cpu
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 

@@ -16,7 +16,9 @@ import pytest
 from gradcheck import assert_close
 
 from lcengine.backend import get_backend
-from lcengine.ops import adam_cpu, cblas, lc_cpu, lc_ref
+from lcengine.ops import adam_cpu, lc_ref
+from lcengine.ops.cpu import cblas, tuning
+from lcengine.ops.cpu import lc as lc_cpu
 from lcengine.ops.geometry import window_geometry
 
 TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
@@ -227,8 +229,8 @@ def test_cache_plan_changes_nothing(monkeypatch, direction, kind):
 def test_cache_plan_follows_the_measurements(monkeypatch):
     """Only where the A/B gained (docs/performance.md), on the caches
     of the machine those were measured on: the plan reads the host's."""
-    monkeypatch.setattr(lc_cpu, "_L2_BYTES", 512 << 10)
-    monkeypatch.setattr(lc_cpu, "_LAST_LEVEL_BYTES", 32 << 20)
+    monkeypatch.setattr(tuning, "L2_BYTES", 512 << 10)
+    monkeypatch.setattr(tuning, "LAST_LEVEL_BYTES", 32 << 20)
 
     def plan(direction, kernel, L, O, K, N):
         return lc_cpu._cache_plan(direction, kernel, L, O * K * 4, K * N * 4)

@@ -13,7 +13,8 @@ import pytest
 from numba.core.registry import CPUDispatcher
 from numba.parfors.parfor import Parfor
 
-from lcengine.ops import activation_cpu, adam_cpu, feedback_cpu, lc_cpu, targets_cpu
+from lcengine.ops import activation_cpu, adam_cpu, feedback_cpu, targets_cpu
+from lcengine.ops.cpu import lc as lc_cpu
 
 MODULES = (lc_cpu, feedback_cpu, adam_cpu, activation_cpu, targets_cpu)
 
@@ -49,7 +50,7 @@ def _run_every_kernel():
 
 
 def _regions(py_func, signature):
-    fresh = numba.njit(parallel=True, _dbg_optnone=True)(py_func)   # (LLVM passes: not needed)
+    fresh = numba.njit(parallel=True)(py_func)
     fresh.compile(signature)
     func_ir = fresh.get_metadata(signature)["parfor_diagnostics"].func_ir
     return sum(isinstance(stmt, Parfor) for block in func_ir.blocks.values()
