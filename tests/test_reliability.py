@@ -1,0 +1,211 @@
+"""Failures a user meets outside the happy path (issue 25): two writers on one directory, workers
+left behind by a killed parent, I/O errors, bad prep options, a prep resumed with other options,
+a run resumed from elsewhere, SIGTERM, damaged shard content. Each ends in one line (or is
+survived), and nothing already written is lost. Concurrency is tested with real processes."""
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from lcengine import checkpoint
+from lcengine.cli import main
+from lcengine.data.shards import resolve_source
+
+REPO = Path(__file__).resolve().parents[1]
+LCENGINE = [sys.executable, "-c", "from lcengine.cli import main; main()"]
+TINY = ["--width", "0.25", "--limit-train", "320", "--limit-test", "200",
+        "--train-eval-images", "200"]
+TENCH, SPRINGER = "n01440764", "n02102040"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result, *fragments, code=1):
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == code, result.output
+    assert lines and lines[-1].startswith("Error: ") and "Traceback" not in result.output, \
+        result.output
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+    return lines[-1]
+
+
+def spawn(*args, **kwargs):
+    return subprocess.Popen(LCENGINE + [str(a) for a in args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+
+
+def wait_for(condition, seconds=60.0, what="condition"):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def lock_holder(directory: Path) -> str:
+    try:
+        return (directory / ".lock").read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def mini_copy(tmp_path, name="mini") -> Path:
+    """The embedded MNIST subset as a prepared directory of its own (dataset mnist)."""
+    shutil.copytree(resolve_source("mnist-mini"), tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.fixture
+def imagenet_source(tmp_path):
+    """ImageNet layout, two classes: 240 train and 16 val JPEGs of 80x72 noise."""
+    root = tmp_path / "imagenet-src"
+    for split, per_class in (("train", 120), ("val", 8)):
+        for wnid in (TENCH, SPRINGER):
+            folder = root / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                buffer = io.BytesIO()
+                Image.effect_noise((80, 72), 40 + i % 50).convert("RGB").save(buffer, "JPEG")
+                (folder / f"{wnid}_{i}.JPEG").write_bytes(buffer.getvalue())
+    return root
+
+
+def prep_args(source, out, *extra):
+    return ["prep", "imagenet", "--source", source, "--out", out, "--storage", "raw",
+            "--resize", "64", "--crop", "64", *extra]
+
+
+# --- 1. one writer per directory ---------------------------------------------------------------
+def stopped_holder(args, directory: Path):
+    """A real lcengine process started with `args`, frozen (SIGSTOP) once it holds `directory`."""
+    process = spawn(*args)
+    wait_for(lambda: lock_holder(directory).startswith(f"{process.pid} ") or
+             process.poll() is not None, what=f"{directory}/.lock")
+    assert process.poll() is None, process.stdout.read()
+    process.send_signal(signal.SIGSTOP)
+    return process
+
+
+def test_resume_while_training_and_two_resumes_are_refused_naming_the_pid(tmp_path):
+    run = tmp_path / "run"
+    training = stopped_holder(["train", "--out", run, "--epochs", "50", *TINY], run)
+    try:
+        one_line_error(invoke("train", "--resume", run),
+                       f"{run}: in use by another lcengine process (PID {training.pid}, "
+                       "lcengine train)")
+        training.send_signal(signal.SIGCONT)
+        wait_for(lambda: (run / "checkpoints" / "e00000-p0-b0000000" / "MANIFEST.json").exists(),
+                 what="the first checkpoint")
+    finally:
+        training.kill()
+        training.communicate()
+    # the kill released the lock: a resume may start, and a second resume is refused
+    resuming = stopped_holder(["train", "--resume", run, "--epochs", "50"], run)
+    try:
+        one_line_error(invoke("train", "--resume", run, "--epochs", "1"),
+                       f"(PID {resuming.pid}, lcengine train --resume)")
+    finally:
+        resuming.kill()
+        resuming.communicate()
+    done = checkpoint.load(checkpoint.latest(run)[0])["position"]["epoch"]
+    result = invoke("train", "--resume", run, "--epochs", done + 1)
+    assert result.exit_code == 0, result.output
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, done + 2))
+    assert not (run / ".lock").exists()
+
+
+def test_two_trainings_on_one_new_out_one_runs_one_is_refused(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--out", run, "--epochs", "1", *TINY]
+    first, second = spawn(*args), spawn(*args)
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    codes = sorted([first.returncode, second.returncode])
+    assert codes == [0, 1], outputs
+    failed = outputs[[first.returncode, second.returncode].index(1)]
+    assert "Traceback" not in failed, failed
+    last = failed.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {run}") and ("--resume" in last or "PID" in last), failed
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_two_preps_into_one_out_the_second_is_refused(imagenet_source, tmp_path):
+    out = tmp_path / "out"
+    first = stopped_holder(prep_args(imagenet_source, out, "--workers", "1"), out)
+    try:
+        result = CliRunner().invoke(main, [str(a) for a in prep_args(imagenet_source, out)])
+        one_line_error(result, f"{out}: in use by another lcengine process (PID {first.pid}, "
+                               "lcengine prep)")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    output = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, output
+    assert "val: 16 images" in output and not (out / ".lock").exists()
+
+
+# --- 2. no orphaned workers -----------------------------------------------------------------
+def children() -> dict[int, int]:
+    """{pid: parent pid} of every live (not zombie) process, from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+            if state != "Z":
+                found[int(entry.name)] = int(ppid)
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    table, found, frontier = children(), set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def assert_kill_9_leaves_no_process(process, at_least: int):
+    """Once `process` has `at_least` descendants, SIGKILL it: none of them may outlive it."""
+    wait_for(lambda: len(descendants(process.pid)) >= at_least or process.poll() is not None,
+             what=f"{at_least} worker processes")
+    left = descendants(process.pid)
+    assert process.poll() is None and len(left) >= at_least, process.stdout.read()
+    process.kill()
+    process.wait()
+    process.stdout.close()          # an orphan may hold the pipe open: no reading to its end
+    deadline = time.time() + 5
+    while left & set(children()) and time.time() < deadline:
+        time.sleep(0.05)
+    orphans = left & set(children())
+    for pid in orphans:             # do not leave them to the machine when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans, f"{len(orphans)} processes outlived their parent"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_killed_training_leaves_no_worker_behind(tmp_path):
+    process = spawn("train", "--out", tmp_path / "run", "--epochs", "50", "--workers", "2", *TINY)
+    assert_kill_9_leaves_no_process(process, at_least=3)   # 2 workers and a resource tracker
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_killed_prep_leaves_no_worker_behind(imagenet_source, tmp_path):
+    process = spawn(*prep_args(imagenet_source, tmp_path / "out", "--workers", "2"))
+    assert_kill_9_leaves_no_process(process, at_least=3)
