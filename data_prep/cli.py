@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
+from lcengine.storage import StorageError, hold, make_directory
 from lcengine.data.errors import DataError
 
 from .cifar import cifar_plan
 from .download import CIFAR_URL, MNIST_MIRRORS, fetch_cifar, fetch_mnist
 from .imagenet import imagenet_plan
 from .mnist import mnist_plan
+from .options import check_prep_options
 from .writer import prepare
 
 DATASETS = ("mnist", "cifar10", "imagenet")
@@ -67,10 +69,14 @@ def prep(dataset, source, download, out, storage, resize, crop, jpeg_quality, sh
     """Convert DATASET (mnist, cifar10, imagenet) from its official files to shards in OUT."""
     storage = storage or DEFAULT_STORAGE[dataset]
     try:
+        check_prep_options(limit=limit, shard_mb=shard_mb, jpeg_quality=jpeg_quality,
+                           workers=workers, resize=resize, crop=crop)
         if dataset == "mnist" and storage == "jpeg":
             raise DataError("mnist: --storage jpeg is for RGB images; MNIST is stored raw")
         if crop > resize:
             raise DataError(f"--crop {crop} is larger than --resize {resize}")
+        make_directory(out, "choose another --out")
+        click.get_current_context().with_resource(hold(out, "lcengine prep"))
         path = resolve_source(dataset, source, download, out)
         if dataset == "mnist":
             plan = mnist_plan(path, verify=not no_verify, limit=limit)
@@ -82,7 +88,7 @@ def prep(dataset, source, download, out, storage, resize, crop, jpeg_quality, sh
                                  quality=jpeg_quality, val_labels=val_labels)
         manifest = prepare(plan, out, shard_bytes=int(shard_mb * 2**20), compress=gzip,
                            workers=workers, strict=strict)
-    except DataError as err:
+    except (DataError, StorageError) as err:
         raise click.ClickException(str(err)) from None
     for name, split in manifest["splits"].items():
         skipped = f", {len(split['skipped'])} skipped (listed in the manifest)" \

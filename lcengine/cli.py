@@ -8,6 +8,7 @@ failure the user can fix is one line (click.ClickException), naming the option o
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import click
 from data_prep.cli import prep
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, storage
 from . import train as training
 from .bench import bench
 from .backend import BackendError, get_backend
@@ -25,7 +26,8 @@ from .nets import ARCHS, describe_arch
 from .rules import RULES
 
 #: errors whose message is the whole story for the user
-USER_ERRORS = (ConfigError, DataError, BackendError, checkpoint.CheckpointError)
+USER_ERRORS = (ConfigError, DataError, BackendError, checkpoint.CheckpointError,
+               storage.StorageError)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,7 +57,8 @@ def config_options(command):
 @click.option("--config", "config_file", metavar="FILE", help="TOML file of option values "
               "(keys = option names); command-line options win")
 @click.option("--resume", metavar="RUN_DIR", help="continue a run from its newest complete "
-              "checkpoint, bit for bit (only --epochs may be given with it)")
+              "checkpoint, bit for bit (only --epochs, and --data if the shards moved, may be "
+              "given with it)")
 def train(preset, config_file, resume, **options):
     """Train a network; each epoch: train, evaluate, checkpoint, append to metrics.jsonl.
 
@@ -71,7 +74,7 @@ def train(preset, config_file, resume, **options):
             run_dir = Path(config.out)
             history = training.start(config, run_dir, echo=click.echo)
     except training.Interrupted as err:
-        raise _exit(str(err), 130) from None
+        raise _exit(str(err), err.exit_code) from None
     except training.Diverged as err:
         kept = checkpoint.latest(run_dir)[0]
         raise _exit(f"stopped: {err}; the last good checkpoint {kept} is kept") from None
@@ -98,6 +101,8 @@ def _fresh_config(preset, config_file, given) -> TrainConfig:
         raise ConfigError(f"{run_dir}: run directory exists; continue it with --resume "
                           f"{run_dir}, or choose another --out")
     config.out = str(run_dir)
+    if config.data is not None:     # so that --resume works from any directory
+        config.data = os.path.abspath(config.data)
     get_backend(config.device, config.kernels)          # fail before anything is written
     click.echo(f"# lcengine {__version__}: resolved configuration (saved as "
                f"{run_dir / training.CONFIG})")
@@ -108,13 +113,15 @@ def _fresh_config(preset, config_file, given) -> TrainConfig:
 
 
 def _resume(run_dir: Path, preset, config_file, given) -> list[dict]:
-    others = sorted(set(given) - {"epochs"}) + [o for o, v in (("preset", preset),
-                                                               ("config", config_file)) if v]
+    others = sorted(set(given) - {"epochs", "data"}) + [o for o, v in (("preset", preset),
+                                                                       ("config", config_file))
+                                                        if v]
     if others:
         raise ConfigError(f"--resume takes the configuration from the checkpoint; only --epochs "
-                          f"may be given with it, not --{others[0].replace('_', '-')}")
+                          f"may be given with it (and --data), not "
+                          f"--{others[0].replace('_', '-')}")
     epochs = coerce("epochs", given["epochs"], "--epochs") if "epochs" in given else None
-    return training.resume(run_dir, epochs, echo=click.echo)
+    return training.resume(run_dir, epochs, echo=click.echo, data=given.get("data"))
 
 
 def _exit(message: str, code: int = 1) -> click.ClickException:

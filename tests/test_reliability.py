@@ -209,3 +209,88 @@ def test_killed_training_leaves_no_worker_behind(tmp_path):
 def test_killed_prep_leaves_no_worker_behind(imagenet_source, tmp_path):
     process = spawn(*prep_args(imagenet_source, tmp_path / "out", "--workers", "2"))
     assert_kill_9_leaves_no_process(process, at_least=3)
+
+
+# --- 4. validation ------------------------------------------------------------------------------
+@pytest.mark.parametrize("option, value, words", [
+    ("--limit", "0", "must be >= 1"), ("--limit", "-3", "must be >= 1"),
+    ("--shard-mb", "0", "must be a number > 0"), ("--shard-mb", "-1", "must be a number > 0"),
+    ("--jpeg-quality", "200", "must be in 1..95"), ("--jpeg-quality", "0", "must be in 1..95"),
+    ("--workers", "-1", "must be >= 0"),
+])
+def test_bad_prep_option_is_one_line(tmp_path, option, value, words):
+    result = CliRunner().invoke(main, ["prep", "cifar10", "--source", str(tmp_path / "src"),
+                                       "--out", str(tmp_path / "out"), option, value])
+    one_line_error(result, f"{option} {value}: {words}")
+    assert not (tmp_path / "out").exists()
+
+
+def shard_set(directory: Path, dataset="mnist", shape=(1, 28, 28), counts=(64, 32)) -> Path:
+    """A prepared set of random images, made by the prep writer (one split may be empty)."""
+    import numpy as np
+
+    from data_prep.plan import Plan, Split
+    from data_prep.writer import prepare
+    rng = np.random.default_rng(0)
+    splits = []
+    for name, count in zip(("train", "test"), counts):
+        images = rng.integers(0, 256, (count,) + shape, np.uint8)
+        splits.append(Split(name, range(count), np.arange(count) % 10, images.__getitem__))
+    plan = Plan(dataset, [str(k) for k in range(10)], shape, "raw", {}, splits)
+    prepare(plan, directory, shard_bytes=2**20, compress=False, workers=1, strict=True)
+    return directory
+
+
+@pytest.mark.parametrize("counts, split", [((64, 0), "test"), ((0, 32), "train")])
+def test_training_on_an_empty_split_is_one_line(tmp_path, counts, split):
+    data = shard_set(tmp_path / "data", counts=counts)
+    one_line_error(invoke("train", "--dataset", "mnist", "--data", data, "--out",
+                          tmp_path / "run", *TINY), f"{data}: split {split} holds no images")
+    assert not (tmp_path / "run").exists()
+
+
+# --- 6. resume from anywhere ------------------------------------------------------------------
+def test_relative_data_is_stored_absolute_and_resume_takes_moved_data(tmp_path, monkeypatch):
+    mini_copy(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("train", "--dataset", "mnist", "--data", "mini", "--out", "run",
+                    "--epochs", "1", *TINY)
+    assert result.exit_code == 0, result.output
+    assert f'data = "{tmp_path / "mini"}"' in (tmp_path / "run" / "config.toml").read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    (tmp_path / "mini").rename(tmp_path / "moved")
+    one_line_error(invoke("train", "--resume", tmp_path / "run", "--epochs", "2"),
+                   f"{tmp_path / 'mini'}: the run's shards are not there any more",
+                   "--data DIR")
+    one_line_error(invoke("train", "--resume", tmp_path / "run", "--epochs", "2", "--data",
+                          shard_set(tmp_path / "cifar", "cifar10", (3, 32, 32))),
+                   "holds 'cifar10' shards, but --dataset is mnist")
+    one_line_error(invoke("train", "--resume", tmp_path / "run", "--epochs", "2", "--data",
+                          shard_set(tmp_path / "small", shape=(1, 14, 14))),
+                   "has shape", "the data's image shape or classes differ")
+    result = invoke("train", "--resume", tmp_path / "run", "--epochs", "2", "--data",
+                    "../moved")
+    assert result.exit_code == 0 and "epoch 2/2" in result.output, result.output
+    assert f'data = "{tmp_path / "moved"}"' in (tmp_path / "run" / "config.toml").read_text()
+
+
+# --- 7. SIGTERM -----------------------------------------------------------------------------------
+def test_sigterm_checkpoints_where_the_run_stands(tmp_path):
+    run = tmp_path / "run"
+    process = spawn("train", "--out", run, "--epochs", "50", "--limit-train", "6400",
+                    "--limit-test", "200", "--train-eval-images", "200")
+    for line in process.stdout:
+        if line.startswith("epoch 1/50"):
+            break
+    time.sleep(0.1)                 # into epoch 2 (200 batches, ~0.5 s)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 143, output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("Error: terminated (SIGTERM) at epoch 2, forward pass, batch "), output
+    assert last.endswith(f"continue with: lcengine train --resume {run}"), output
+    kept = checkpoint.latest(run)[0]
+    assert kept.name.startswith("e00001-p0-b") and kept.name != "e00001-p0-b0000000"
+    assert str(kept) in last
