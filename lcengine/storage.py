@@ -45,7 +45,8 @@ def cause(err: OSError) -> str:
 
 
 def explain(path, err: OSError, hint: str = "") -> str:
-    if err.errno == errno.ENOSPC or "errno = 28" in str(err):
+    """'PATH: cannot write (CAUSE); HINT', the hint for a full disk unless the caller has one."""
+    if not hint and cause(err) == os.strerror(errno.ENOSPC):
         hint = "free some space, then rerun: what was finished is kept"
     return f"{path}: cannot write ({cause(err)})" + (f"; {hint}" if hint else "")
 

@@ -287,10 +287,21 @@ def start(config: TrainConfig, run_dir: Path, echo=print) -> list[dict]:
 
 
 def read_checkpoint(run_dir: Path, echo=print) -> dict:
-    path, skipped = checkpoint.latest(run_dir)
+    """The newest checkpoint that loads and holds a run's state; a line for each one skipped."""
+    _, state, skipped = checkpoint.load_latest(run_dir, check=check_state)
     for line in skipped:
         echo(line)
-    return checkpoint.load(path)
+    return state
+
+
+def check_state(state: dict) -> None:
+    missing = [k for k in ("config", "position", "history", "tally", "run") if k not in state]
+    if missing:
+        raise checkpoint.CheckpointError(f"state.json lacks {', '.join(missing)}")
+    try:
+        saved_config(state)
+    except TypeError as err:
+        raise checkpoint.CheckpointError(f"state.json holds no run configuration ({err})")
 
 
 def saved_config(state: dict) -> TrainConfig:
@@ -385,7 +396,9 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
             history.append(record)
             position, tally = Position(epoch + 1), new_tally()
             save(run, run_dir, position, history, tally)
-            with storage.reporting(run_dir / METRICS), open(run_dir / METRICS, "a") as f:
+            with storage.reporting(run_dir / METRICS, f"make room, then continue with: "
+                                   f"lcengine train --resume {run_dir}"), \
+                    open(run_dir / METRICS, "a") as f:
                 f.write(json.dumps(record) + "\n")
                 f.flush()
                 os.fsync(f.fileno())

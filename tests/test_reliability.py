@@ -294,3 +294,128 @@ def test_sigterm_checkpoints_where_the_run_stands(tmp_path):
     kept = checkpoint.latest(run)[0]
     assert kept.name.startswith("e00001-p0-b") and kept.name != "e00001-p0-b0000000"
     assert str(kept) in last
+
+
+# --- 3. I/O errors ------------------------------------------------------------------------------
+def mount_tmpfs(path: Path, options: str) -> None:
+    """A small tmpfs at `path` (root only); the test is skipped where it cannot be mounted."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A function mounting a tmpfs of some size (remountable bigger), unmounted after the test."""
+    mounted = []
+
+    def mount(size: str, options: str = "") -> Path:
+        path = tmp_path / f"disk{len(mounted)}"
+        mount_tmpfs(path, f"size={size}" + (f",{options}" if options else ""))
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_full_disk_during_prep_is_one_line_and_leaves_no_tmp(imagenet_source, small_disk):
+    out = small_disk("1m") / "out"
+    result = CliRunner().invoke(main, [str(a) for a in prep_args(
+        imagenet_source, out, "--shard-mb", "0.25", "--workers", "1")])
+    line = one_line_error(result, "cannot write (No space left on device)",
+                          "finished shards are kept")
+    assert line.startswith(f"Error: {out}/train-0000")
+    assert not list(out.glob("*.tmp")) and not (out / "manifest.json").exists()
+    from lcengine.data.shard_format import read_shard_attrs
+    kept = sorted(out.glob("train-*.h5"))
+    assert kept and all(read_shard_attrs(p)["count"] > 0 for p in kept)
+    subprocess.run(["mount", "-o", "remount,size=8m", str(out.parent)], check=True)
+    result = CliRunner().invoke(main, [str(a) for a in prep_args(
+        imagenet_source, out, "--shard-mb", "0.25", "--workers", "1")])
+    assert result.exit_code == 0 and "train: 240 images" in result.output, result.output
+
+
+def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, small_disk):
+    probe = tmp_path / "probe"
+    assert invoke("train", "--out", probe, "--epochs", "1", *TINY).exit_code == 0
+    one = sum(p.stat().st_blocks * 512 for p in checkpoint.latest(probe)[0].iterdir())
+    disk = small_disk(f"{one * 3 // 2 + 65536}")    # the first checkpoint fits, the next not
+    run = disk / "run"
+    line = one_line_error(invoke("train", "--out", run, "--epochs", "1", *TINY),
+                          "cannot write (No space left on device)",
+                          f"continue with: lcengine train --resume {run}")
+    assert line.startswith(f"Error: {run / 'checkpoints' / 'e00001-p0-b0000000'}: ")
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["e00000-p0-b0000000"]
+    assert checkpoint.problem(run / "checkpoints" / "e00000-p0-b0000000") is None
+    assert not [p for p in run.rglob("*") if "tmp" in p.name]
+    subprocess.run(["mount", "-o", f"remount,size={one * 4}", str(disk)], check=True)
+    result = invoke("train", "--resume", run)
+    assert result.exit_code == 0 and "epoch 1/1" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", ["train", "prep"])
+@pytest.mark.parametrize("kind", ["under a file", "/proc", "read-only mount"])
+def test_unwritable_out_is_one_line(tmp_path, small_disk, command, kind):
+    if kind == "under a file":
+        (tmp_path / "file").write_text("")
+        out = tmp_path / "file" / "out"
+    elif kind == "/proc":
+        out = Path("/proc/lcengine-test/out")
+    else:
+        out = small_disk("1m", "ro") / "out"
+    if command == "train":
+        result = invoke("train", "--out", out, "--epochs", "1", *TINY)
+    else:
+        result = CliRunner().invoke(main, ["prep", "mnist", "--source", str(tmp_path),
+                                           "--out", str(out)])
+    one_line_error(result, f"{out}: cannot write (", "choose another --out")
+
+
+def damage(shard: Path, offset: int) -> None:
+    """Flip one byte of the HDF5 metadata; the size, hence the manifest's check, is unchanged."""
+    data = bytearray(shard.read_bytes())
+    data[offset] ^= 0x55
+    shard.write_bytes(data)
+
+
+@pytest.mark.parametrize("offset", [200, -1021])   # an object header; the attribute heap
+def test_damaged_shard_metadata_is_a_data_error_in_train_and_eval(tmp_path, offset):
+    data = mini_copy(tmp_path)
+    run = tmp_path / "run"
+    assert invoke("train", "--dataset", "mnist", "--data", data, "--out", run, "--epochs", "1",
+                  *TINY).exit_code == 0
+    damage(data / "test-00000.h5", offset)
+    words = (f"{data / 'test-00000.h5'}: not a readable HDF5 shard, truncated or damaged",)
+    one_line_error(invoke("eval", run), *words)
+    one_line_error(invoke("train", "--dataset", "mnist", "--data", data, "--out",
+                          tmp_path / "again", *TINY), *words)
+
+
+def rewrite_consistently(checkpoint_dir: Path, name: str, content: bytes) -> None:
+    """Replace a checkpoint file and its manifest entry: the manifest matches, the content not."""
+    (checkpoint_dir / name).write_bytes(content)
+    manifest = json.loads((checkpoint_dir / "MANIFEST.json").read_text())
+    manifest["files"][name] = checkpoint._describe(checkpoint_dir / name)
+    (checkpoint_dir / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("name, content", [("state.json", b"{}"), ("arrays.npz", b"not a zip"),
+                                           ("state.json", b"[1, 2]")])
+def test_checkpoint_with_consistent_manifest_but_bad_content_falls_back(tmp_path, name, content):
+    run = tmp_path / "run"
+    assert invoke("train", "--out", run, "--epochs", "2", *TINY).exit_code == 0
+    newest = checkpoint.latest(run)[0]
+    rewrite_consistently(newest, name, content)
+    result = invoke("eval", run)
+    assert result.exit_code == 0, result.output
+    assert f"{newest}: skipped, " in result.output and "(epoch 1," in result.output
+    result = invoke("train", "--resume", run)
+    assert result.exit_code == 0 and "resuming" in result.output, result.output
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] \
+        == [1, 2]

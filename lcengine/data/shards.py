@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import DataError
-from .shard_format import FORMAT_VERSION, MANIFEST, read_shard_attrs
+from .shard_format import FORMAT_VERSION, MANIFEST, read_shard_attrs, reading
 
 EMBEDDED = {"mnist-mini": "embedded"}
 
@@ -99,7 +99,7 @@ class ShardSet:
 
     @staticmethod
     def _read(path: Path, name: str):
-        with h5py.File(path, "r") as f:
+        with reading(path), h5py.File(path, "r") as f:
             return f[name][()]
 
     def load_into_memory(self) -> None:
@@ -125,7 +125,8 @@ class ShardSet:
             where = np.nonzero(shard_of == s)[0]
             local = indices[where] - self.offsets[s]
             order = np.argsort(local)
-            chunk = self._handle(int(s))["images"][local[order]]
+            with reading(self.paths[s]):
+                chunk = self._handle(int(s))["images"][local[order]]
             for k, w in enumerate(where[order]):
                 out[w] = chunk[k]
         if self.storage == "raw":
