@@ -15,6 +15,7 @@ from .download import CIFAR_URL, MNIST_MIRRORS, fetch_cifar, fetch_mnist
 from .imagenet import imagenet_plan
 from .mnist import mnist_plan
 from .options import check_prep_options
+from .verify import verify_and_exit
 from .writer import prepare
 
 DATASETS = ("mnist", "cifar10", "imagenet")
@@ -40,6 +41,9 @@ def resolve_source(dataset: str, source: str | None, download: bool, out: Path) 
 
 @click.command("prep")
 @click.argument("dataset", type=click.Choice(DATASETS))
+@click.option("--verify", metavar="DIR", is_eager=True, expose_value=False,
+              callback=verify_and_exit, help="check every shard in DIR against the checksums "
+              "of its manifest, then exit (no DATASET needed)")
 @click.option("--source", help="directory, archive or URL (http, https, file) of the official "
               "files; for MNIST a URL is the folder that holds the four files")
 @click.option("--download", is_flag=True, help="fetch the official files (MNIST, CIFAR-10)")

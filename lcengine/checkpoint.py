@@ -16,7 +16,6 @@ loads and passes the caller's check (a manifest can be consistent with files tha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .storage import StorageError, explain
+from .storage import StorageError, explain, file_digest
 
 MANIFEST = "MANIFEST.json"
 FILES = ("arrays.npz", "state.json")
@@ -127,15 +126,7 @@ def save(run_dir: Path, tag: str, state: dict, to_numpy) -> Path:
 
 
 def _describe(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return {"bytes": path.stat().st_size, "sha256": file_digest(path)}
 
 
 def problem(path: Path) -> str | None:

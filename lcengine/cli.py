@@ -118,7 +118,7 @@ def _resume(run_dir: Path, preset, config_file, given) -> list[dict]:
                                                         if v]
     if others:
         raise ConfigError(f"--resume takes the configuration from the checkpoint; only --epochs "
-                          f"may be given with it (and --data), not "
+                          f"and --data (shards that moved) may be given with it, not "
                           f"--{others[0].replace('_', '-')}")
     epochs = coerce("epochs", given["epochs"], "--epochs") if "epochs" in given else None
     return training.resume(run_dir, epochs, echo=click.echo, data=given.get("data"))

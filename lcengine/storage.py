@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import re
 import time
@@ -116,3 +117,12 @@ def _holder(path: Path) -> str:
             return f"PID {pid}, {command}" if command else f"PID {pid}"
         time.sleep(0.01)
     return "PID unknown"
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes, read in 4 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

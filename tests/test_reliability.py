@@ -419,3 +419,61 @@ def test_checkpoint_with_consistent_manifest_but_bad_content_falls_back(tmp_path
     assert result.exit_code == 0 and "resuming" in result.output, result.output
     assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] \
         == [1, 2]
+
+
+# --- 5. a resumed prep never mixes layouts ---------------------------------------------------
+def snapshot(directory: Path) -> dict:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+def test_rerun_with_other_settings_says_what_differs_and_changes_nothing(imagenet_source,
+                                                                        tmp_path):
+    out = tmp_path / "out"
+    args = prep_args(imagenet_source, out, "--shard-mb", "0.25", "--workers", "1")
+    assert CliRunner().invoke(main, [str(a) for a in args]).exit_code == 0
+    finished = snapshot(out)
+    result = CliRunner().invoke(main, [str(a) for a in args + ["--shard-mb", "0.5"]])
+    one_line_error(result, f"{out}: holds a finished shard set made with other settings "
+                           "(--shard-mb 0.25 before, 0.5 now)", "delete it or choose another")
+    assert "wrote" not in result.output and snapshot(out) == finished
+    (out / "manifest.json").unlink()            # as if the prep had been interrupted
+    interrupted = snapshot(out)
+    result = CliRunner().invoke(main, [str(a) for a in args + ["--gzip", "--limit", "50"]])
+    one_line_error(result, f"{out}: holds an unfinished prep with other settings (--gzip off "
+                           "before, on now; --limit not given before, 50 now; --source: other "
+                           "source files)", f"delete {out} to start over")
+    assert snapshot(out) == interrupted
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0 and snapshot(out) == finished, result.output
+
+
+# --- 8. shard content checksums ------------------------------------------------------------------
+def flip_a_pixel(shard: Path) -> None:
+    import h5py
+    with h5py.File(shard, "r") as f:
+        offset = f["images"].id.get_offset()
+    data = bytearray(shard.read_bytes())
+    data[offset + 1000] ^= 0x01
+    shard.write_bytes(data)
+
+
+def test_flipped_pixel_is_found_by_verify_and_at_load(tmp_path):
+    data = shard_set(tmp_path / "data")
+    result = CliRunner().invoke(main, ["prep", "--verify", str(data)])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{data}: 2 shards intact (size, header and SHA-256 as the " \
+                            "manifest lists)\n"
+    flip_a_pixel(data / "train-00000.h5")
+    result = CliRunner().invoke(main, ["prep", "--verify", str(data)])
+    assert result.exit_code == 1 and result.output.splitlines() == [
+        f"{data / 'train-00000.h5'}: content differs from the checksum in the manifest "
+        "(damaged); prepare the data again",
+        f"Error: {data}: 1 of 2 shards damaged (listed above); prepare the data again"]
+    one_line_error(invoke("train", "--dataset", "mnist", "--data", data, "--out",
+                          tmp_path / "run", *TINY),
+                   f"{data / 'train-00000.h5'}: content differs from the checksum")
+
+
+def test_embedded_subset_lists_its_checksums():
+    result = CliRunner().invoke(main, ["prep", "--verify", str(resolve_source("mnist-mini"))])
+    assert result.exit_code == 0 and "2 shards intact" in result.output, result.output
