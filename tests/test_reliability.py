@@ -286,7 +286,10 @@ def test_sigterm_checkpoints_where_the_run_stands(tmp_path):
             break
     time.sleep(0.1)                 # into epoch 2 (200 batches, ~0.5 s)
     process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=120)[0]
+    try:
+        output = process.communicate(timeout=120)[0]
+    finally:
+        process.kill()
     assert process.returncode == 143, output
     last = output.strip().splitlines()[-1]
     assert last.startswith("Error: terminated (SIGTERM) at epoch 2, forward pass, batch "), output
@@ -477,3 +480,25 @@ def test_flipped_pixel_is_found_by_verify_and_at_load(tmp_path):
 def test_embedded_subset_lists_its_checksums():
     result = CliRunner().invoke(main, ["prep", "--verify", str(resolve_source("mnist-mini"))])
     assert result.exit_code == 0 and "2 shards intact" in result.output, result.output
+
+
+def test_sigterm_to_the_whole_job_with_workers_still_checkpoints(tmp_path):
+    """Slurm's time limit signals every process of the job step, the workers too."""
+    run = tmp_path / "run"
+    process = spawn("train", "--out", run, "--epochs", "50", "--workers", "2", "--limit-train",
+                    "640", "--limit-test", "200", "--train-eval-images", "200",
+                    start_new_session=True)
+    try:
+        for line in process.stdout:
+            if line.startswith("epoch 1/50"):
+                break
+        time.sleep(0.3)
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=120)[0]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 143, output
+    assert output.strip().splitlines()[-1].startswith("Error: terminated (SIGTERM) at epoch 2, "),\
+        output
+    assert checkpoint.latest(run)[0].name.startswith("e00001-p0-b")
