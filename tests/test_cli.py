@@ -102,8 +102,8 @@ def write(path, text):
     (["--config", "{tmp}/badvalue.toml"], ["badvalue.toml: lr: 'fast' is not a number"]),
     (["--config", "{tmp}/broken.toml"], ["broken.toml: not readable TOML"]),
     (["--config", "{tmp}/combo.toml"], ["combo.toml: schedule: bp takes no schedule"]),
-    (["--resume", "{tmp}", "--lr", "0.1"], ["only --epochs and --data (shards that moved) may be given with it, "
-                                        "not --lr"]),
+    (["--resume", "{tmp}", "--lr", "0.1"],
+     ["only --epochs and --data (shards that moved) may be given with it, not --lr"]),
     (["--resume", "{tmp}", "--preset", "smoke"], ["not --preset"]),
     (["--resume", "{tmp}/absent"], ["absent: no such run directory"]),
     (["--resume", "{tmp}"], ["checkpoints: no complete checkpoint"]),

@@ -93,8 +93,12 @@ def prep_args(source, out, *extra):
 def stopped_holder(args, directory: Path):
     """A real lcengine process started with `args`, frozen (SIGSTOP) once it holds `directory`."""
     process = spawn(*args)
-    wait_for(lambda: lock_holder(directory).startswith(f"{process.pid} ") or
-             process.poll() is not None, what=f"{directory}/.lock")
+    try:
+        wait_for(lambda: lock_holder(directory).startswith(f"{process.pid} ") or
+                 process.poll() is not None, what=f"{directory}/.lock")
+    except AssertionError:
+        process.kill()
+        raise
     assert process.poll() is None, process.stdout.read()
     process.send_signal(signal.SIGSTOP)
     return process
@@ -124,19 +128,30 @@ def test_resume_while_training_and_two_resumes_are_refused_naming_the_pid(tmp_pa
     done = checkpoint.load(checkpoint.latest(run)[0])["position"]["epoch"]
     result = invoke("train", "--resume", run, "--epochs", done + 1)
     assert result.exit_code == 0, result.output
-    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = (run / "metrics.jsonl").read_text().splitlines()
+    epochs = [json.loads(line)["epoch"] for line in records]
     assert epochs == list(range(1, done + 2))
     assert not (run / ".lock").exists()
 
 
 def test_two_trainings_on_one_new_out_one_runs_one_is_refused(tmp_path):
+    """The first is frozen just after it found --out free; the second then takes it."""
     run = tmp_path / "run"
     args = ["train", "--out", run, "--epochs", "1", *TINY]
-    first, second = spawn(*args), spawn(*args)
-    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
-    codes = sorted([first.returncode, second.returncode])
-    assert codes == [0, 1], outputs
-    failed = outputs[[first.returncode, second.returncode].index(1)]
+    first = spawn(*args)
+    try:
+        for line in first.stdout:
+            if line.startswith("# lcengine"):     # printed once --out was found not to exist
+                break
+        first.send_signal(signal.SIGSTOP)
+        second = spawn(*args)
+        outputs = {"second": second.communicate(timeout=300)[0]}
+    finally:
+        first.send_signal(signal.SIGCONT)
+    outputs["first"] = first.communicate(timeout=300)[0]
+    codes = {"first": first.returncode, "second": second.returncode}
+    assert sorted(codes.values()) == [0, 1], outputs
+    failed = outputs["first" if codes["first"] else "second"]
     assert "Traceback" not in failed, failed
     last = failed.strip().splitlines()[-1]
     assert last.startswith(f"Error: {run}") and ("--resume" in last or "PID" in last), failed

@@ -57,7 +57,7 @@ PREP_WRITE_HINT = "make room (or choose another --out), then rerun: finished sha
 
 @contextmanager
 def writing(path: Path):
-    """Write `path` through its `.tmp` sibling; on an OS error remove that and say it in one line."""
+    """Write `path` through its `.tmp` sibling; on an OS error remove that, say it in one line."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         yield tmp
