@@ -12,9 +12,10 @@
 
 Resuming is bit for bit: the loader's order and augmentation are pure functions of (seed, epoch,
 batch), and the checkpoint holds every parameter, optimiser moment, fixed random array, RNG
-state and the position (epoch, phase, batch). Ctrl-C is noticed between minibatches: the run
-checkpoints where it stands and stops. A NaN or exploding loss stops the run before anything is
-saved, so the last good checkpoint stays the newest.
+state and the position (epoch, phase, batch). Ctrl-C or SIGTERM is noticed between minibatches:
+the run checkpoints where it stands and stops. A NaN or exploding loss stops the run before
+anything is saved, so the last good checkpoint stays the newest. One process at a time writes a
+run directory (`storage.hold`, for as long as `start` or `resume` runs).
 """
 
 from __future__ import annotations
