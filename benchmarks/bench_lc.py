@@ -23,7 +23,7 @@ Operands come in the memory order a training step gives each op (`--order traini
 default): the net's input batch-first, every other activation and every dy batch-last, as the
 fast faces return them and NumPy's elementwise ops keep them (`lc_cpu`, "Memory order").
 `--order batch-first` gives every op batch-first operands, so each op pays for its own
-transposes (the figures before the seventh session). Baselines always get batch-first arrays.
+transposes. Baselines always get batch-first arrays.
 
 `--products simd|blas` runs every op's per-location products on that path instead of the one
 `lc_cpu.product_kernel` picks (`lc_cpu.forced_products`): two runs give the A/B behind the rule.
@@ -31,9 +31,9 @@ transposes (the figures before the seventh session). Baselines always get batch-
 `--rounds R` runs the timing pass over all layers R times (operands made afresh each round, the
 check and the baselines in the first round only) and gives each op's best call of all rounds,
 with the best of each round in "ms_by_round", against the best sgemm reading taken before its
-layer in any round; the readings of every round count for the totals' best. On the shared
-development machine the slowdowns last seconds: in one process, the best of 40 calls of MNIST-LC
-layer 1's ops moved between 0.28 and 0.67 ms from one set of 40 to the next (ninth session), so
+layer in any round; the readings of every round count for the totals' best. A host's
+slowdowns can last seconds: in one process, the best of 40 calls of MNIST-LC layer 1's ops
+moved between 0.28 and 0.67 ms from one set of 40 to the next, so
 back-to-back repeats share one disturbance and rounds spread the calls of each op over the run
 (what asv's "rounds" do for the same reason).
 """

@@ -19,7 +19,7 @@ lcengine train --algo sdtp --schedule alternating --epochs 100 "${common[@]}" \
     --lr 1e-4 --inv-lr 1e-4 --out runs/mnist-fc-sdtp-alt-lr1e-4-inv1e-4
 # ... and the best SDTP runs: Table 4's Adam beta (0.9 / 0.999) for both optimisers, run
 # through the paper-mnist preset, so at batch 100 with the train error over all 60,000 images;
-# 4.08 with Table 5's forward epsilon (1e-4), 3.98 with 1e-8 (seventh session)
+# 4.08 with Table 5's forward epsilon (1e-4), 3.98 with 1e-8
 lcengine train --preset paper-mnist --data data/mnist --algo sdtp --schedule alternating \
     --epochs 100 --beta1 0.9 --beta2 0.999 --inv-beta1 0.9 --inv-beta2 0.999 --lr 3e-4 \
     --inv-lr 3e-4 --out runs/mnist-fc-sdtp-alt-t4beta-lr3e-4-inv3e-4

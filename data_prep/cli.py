@@ -1,4 +1,4 @@
-"""`lcengine prep DATASET --source PATH_OR_URL --out DIR`: official files -> lcengine shards."""
+"""`lcengine prep DATASET --source PATH_OR_URL [--out DIR]`: official files -> lcengine shards."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 
 from lcengine.storage import StorageError, hold, make_directory
 from lcengine.data.errors import DataError
+from lcengine.datahome import dataset_dir
 
 from .cifar import cifar_plan
 from .download import CIFAR_URL, MNIST_MIRRORS, fetch_cifar, fetch_mnist
@@ -47,9 +48,10 @@ def resolve_source(dataset: str, source: str | None, download: bool, out: Path) 
 @click.option("--source", help="directory, archive or URL (http, https, file) of the official "
               "files; for MNIST a URL is the folder that holds the four files")
 @click.option("--download", is_flag=True, help="fetch the official files (MNIST, CIFAR-10)")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="directory for the shards; rerun with the same one to finish an interrupted "
-              "prep")
+              "prep  [default: DATA_HOME/DATASET, where `lcengine train --dataset DATASET` "
+              "looks; see `lcengine info`]")
 @click.option("--storage", type=click.Choice(["raw", "jpeg"]),
               help="raw uint8 pixels (default for MNIST, CIFAR-10) or re-encoded JPEG bytes "
               "(default for ImageNet); see docs/data.md")
@@ -70,8 +72,10 @@ def resolve_source(dataset: str, source: str | None, download: bool, out: Path) 
               help="ImageNet: ground truth for a flat val/ folder")
 def prep(dataset, source, download, out, storage, resize, crop, jpeg_quality, shard_mb, gzip,
          limit, workers, strict, no_verify, val_labels):
-    """Convert DATASET (mnist, cifar10, imagenet) from its official files to shards in OUT."""
+    """Convert DATASET (mnist, cifar10, imagenet) from its official files to shards in OUT
+    (default: the data home's DATASET folder)."""
     storage = storage or DEFAULT_STORAGE[dataset]
+    out = out or dataset_dir(dataset)
     try:
         check_prep_options(limit=limit, shard_mb=shard_mb, jpeg_quality=jpeg_quality,
                            workers=workers, resize=resize, crop=crop)

@@ -46,7 +46,7 @@ def bench():
               help="Timed calls per op after a warm-up call; the best is reported.")
 @click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Timing passes over all layers; each op's best call of all rounds is "
-                   "reported (spreads its calls over the run on a shared machine).")
+                   "reported (spreads its calls over the host's slow and fast phases).")
 @click.option("--check-batch", type=int, default=8, show_default=True,
               help="Batch of the correctness check against the reference (same geometry).")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,

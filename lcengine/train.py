@@ -7,8 +7,13 @@
                   one epoch = one inverse pass + one forward pass) — over minibatches:
                   rule.gradients → optimiser steps (`train_step`) → the losses read back and
                   checked every SYNC_EVERY steps (`Pending`); then train and test error,
-                  the angles to BP's gradient on one fixed minibatch; then the record →
+                  the angles to BP's gradient on one fixed minibatch and those of the
+                  feedback arrays B_l to W_l (FA, sign-symmetry, KP); then the record →
                   checkpoint → metrics.jsonl → one printed line.
+
+Under `mpiexec -n K` the same loop runs on K data-parallel processes (`lcengine.distributed`):
+each takes its rows of every minibatch, the gradients are summed before any update, the
+evaluation's counts are summed, and only rank 0 writes the run directory and prints.
 
 Resuming is bit for bit: the loader's order and augmentation are pure functions of (seed, epoch,
 batch), and the checkpoint holds every parameter, optimiser moment, fixed random array, RNG
@@ -25,7 +30,7 @@ import math
 import os
 import signal
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,14 +38,15 @@ import numba
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from . import checkpoint, storage
+from . import checkpoint, distributed, storage
 from .backend import get_backend
 from .config import TP_FAMILY, ConfigError, TrainConfig
 from .data import DataError, Loader, open_shards
-from .metrics import alignment, top_k_error
+from .metrics import alignment, feedback_angles, top_k_error
 from .nets import build_network
 from .optim import Adam
 from .rules import make_rule
+from .rules.base import Step
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.toml"
@@ -82,6 +88,9 @@ class Run:
 
     def __init__(self, config: TrainConfig):
         self.config = config
+        self.group = distributed.world()
+        if config.device == "gpu":
+            self.group.use_local_gpu()
         self.backend = get_backend(config.device, config.kernels)
         source = config.data or config.dataset
         self.train_set = open_shards(source, "train")
@@ -98,7 +107,10 @@ class Run:
         self.net = build_network(config.net, self.backend, self.rng, width=config.width,
                                  input_shape=self.train_set.image_shape,
                                  n_classes=self.train_set.n_classes)
-        self.rule = make_rule(config.algo, self.net, config.rule_hp(), self.rng)
+        # on K processes the rule draws its noise for the whole minibatch and keeps its rows
+        self.rule_rng = self.rng if self.group.size == 1 else \
+            distributed.PartRng(self.rng, self.backend.xp)
+        self.rule = make_rule(config.algo, self.net, config.rule_hp(), self.rule_rng)
         self.bp = None if config.algo == "bp" else make_rule("bp", self.net, {}, self.rng)
         self.optimisers = {"forward": Adam(self.rule.forward_params(), config.lr, config.beta1,
                                            config.beta2, config.eps, backend=self.backend)}
@@ -108,10 +120,32 @@ class Run:
                                               backend=self.backend)
         common = dict(batch_size=config.batch_size, seed=config.seed, backend=self.backend,
                       workers=config.workers)
-        self.train_loader = Loader(self.train_set, train=True, **common)
-        self.train_eval_loader = Loader(self.train_set, train=False, shuffle=False, **common)
-        self.test_loader = Loader(self.test_set, train=False, shuffle=False, **common)
+        part = dict(part=(self.group.rank, self.group.size))
+        self.train_loader = Loader(self.train_set, train=True, **common, **part)
+        self.train_eval_loader = Loader(self.train_set, train=False, shuffle=False, **common,
+                                        **part)
+        self.test_loader = Loader(self.test_set, train=False, shuffle=False, **common, **part)
+        # the angles to BP are measured on rank 0 on the whole first minibatch
+        self.align_loader = self.train_eval_loader if self.group.size == 1 else \
+            Loader(self.train_set, train=False, shuffle=False, **common)
+        self.reducer = self.group.reducer(self.backend)
         self.chance_loss = math.log(self.train_set.n_classes)
+        self._check_split()
+
+    def _check_split(self) -> None:
+        """Every process must hold at least one row of every training minibatch."""
+        size, batch = self.group.size, self.config.batch_size
+        if size == 1:
+            return
+        if batch < size:
+            raise distributed.DistributedError(
+                f"--batch-size {batch} is the whole minibatch, shared by {size} processes: give "
+                f"at least {size}")
+        last = min(self.train_set.count, self.phase_batches() * batch) % batch
+        if 0 < last < size:
+            raise distributed.DistributedError(
+                f"the last minibatch of an epoch holds {last} images, fewer than the {size} "
+                f"processes: choose a --batch-size or --limit-train that leaves none so small")
 
     # --- what a checkpoint holds ---------------------------------------------------------
     def state(self) -> dict:
@@ -145,8 +179,19 @@ class Run:
         full = len(self.train_loader)
         return full if limit is None else min(full, math.ceil(limit / self.config.batch_size))
 
-    def step(self, x, labels, phase: str):
-        return train_step(self.rule, self.optimisers, x, labels, phase)
+    def step(self, x, labels, phase: str, n: int | None = None, asked_to_stop=lambda: False):
+        """One minibatch of n images, of which this process holds the rows x. Afterwards
+        `self.stopping` says whether `asked_to_stop()` held, read at the step's end, on any
+        process (all agree, so all stop after the same minibatch)."""
+        if self.reducer is None:
+            result = train_step(self.rule, self.optimisers, x, labels, phase)
+            self.stopping = asked_to_stop()
+            return result
+        lo, hi = self.group.rows(n)
+        self.rule_rng.rows = (lo, hi, n)
+        result, self.stopping = data_parallel_step(self.rule, self.optimisers, self.reducer, x,
+                                                   labels, phase, (hi - lo) / n, asked_to_stop)
+        return result
 
     def check(self, values: dict, where: str) -> None:
         """Raise Diverged if a step's loss (or a local loss) is NaN or the loss exploded."""
@@ -162,39 +207,79 @@ class Run:
         count = loader.shards.count if limit is None else min(limit, loader.shards.count)
         n = wrong1 = wrong5 = 0
         loss = 0.0
-        for x, labels in take(loader, 0, 0, math.ceil(count / loader.batch_size)):
-            k = min(x.shape[0], count - n)
+        size = loader.batch_size
+        for b, (x, labels) in enumerate(take(loader, 0, 0, math.ceil(count / size))):
+            lo, hi = self.group.rows(loader.batch_rows(b))
+            k = max(0, min(hi - lo, count - (b * size + lo)))   # this process's rows to count
+            if k == 0:
+                continue
             x, labels = x[:k], labels[:k]
             logits = self.net.predict(x)
             loss += float(self.net.loss(logits, labels)[0]) * k
             wrong1 += top_k_error(logits, labels, 1) * k
             wrong5 += top_k_error(logits, labels, 5) * k
             n += k
+        n, wrong1, wrong5, loss = self.group.sum([n, wrong1, wrong5, loss])
         return {"error": 100.0 * wrong1 / n, "top5_error": 100.0 * wrong5 / n, "loss": loss / n}
 
     def alignment(self, x, labels) -> dict:
         """Degrees between each layer's W-update and BP's gradient; the RNG is left untouched,
         so measuring does not change training."""
-        if self.bp is None:
+        if self.bp is None or not self.group.root:
             return {}
         saved = self.rng.state
+        if self.group.size > 1:
+            self.rule_rng.rows = None                   # the whole minibatch is here
         angles = alignment(self.rule, self.bp, x, labels)
+        self.rng.state = saved
+        return {k: round(v, 3) for k, v in angles.items()}
+
+    def feedback_alignment(self) -> dict:
+        """Degrees between each feedback array B_l and W_l ({} for rules without one); the RNG
+        is left untouched (brSF draws its B_l here)."""
+        saved = self.rng.state
+        angles = feedback_angles(self.rule)
         self.rng.state = saved
         return {k: round(v, 3) for k, v in angles.items()}
 
 
 def train_step(rule, optimisers: dict, x, labels, phase: str):
-    """One minibatch: the rule's gradients, then the inverse and forward optimiser steps. The LC
-    layers' weight gradients are left to the optimisers, which compute them inside their updates
-    (`DeferredGradient`: each location's gradient goes from the cache straight into Adam). Nothing
-    is read back from the device (see Pending); `lcengine bench train` times this function."""
+    """One minibatch: the rule's gradients, then the inverse optimiser step, the rule's weight
+    decay (KP) and the forward optimiser step. The LC layers' weight gradients are left to the
+    optimisers, which compute them inside their updates (`DeferredGradient`: each location's
+    gradient goes from the cache straight into Adam). Nothing is read back from the device (see
+    Pending); `lcengine bench train` times this function."""
     with rule.deferring_weight_gradients():
         result = rule.gradients(x, labels, phase)
     if result.inverse:
         optimisers["inverse"].step(result.inverse)
     if result.forward:
+        rule.apply_weight_decay()
         optimisers["forward"].step(result.forward)
     return result
+
+
+def data_parallel_step(rule, optimisers: dict, reducer, x, labels, phase: str, weight: float,
+                       asked_to_stop):
+    """`train_step` on one of K processes holding `weight` of the minibatch's rows: each layer's
+    gradients go to the reducer as the rule computes them, the sums come back, then the same
+    optimiser steps run everywhere. The LC layers' weight gradients are computed, not deferred
+    (they must be summed before Adam applies them). The step's losses and `stop` are summed with
+    them: (Step of the whole minibatch, whether `asked_to_stop()` held on any process)."""
+    reducer.begin(weight)
+    with rule.publishing_gradients(reducer.add):
+        result = rule.gradients(x, labels, phase)
+    names = list(result.info)
+    forward, inverse, sums = reducer.finish(result.forward, result.inverse,
+                                            [result.loss, *result.info.values(),
+                                             float(asked_to_stop())])
+    if inverse:
+        optimisers["inverse"].step(inverse)
+    if forward:
+        rule.apply_weight_decay()
+        optimisers["forward"].step(forward)
+    loss, *info, stops = sums
+    return Step(loss, forward, inverse, dict(zip(names, info))), stops > 0
 
 
 class Pending:
@@ -240,9 +325,12 @@ class InterruptFlag:
     SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
     def __enter__(self):
-        self.requested = None
+        self.requested = 0              # or the signal's number
         self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
+
+    def asked(self) -> bool:
+        return bool(self.requested)
 
     def _handle(self, signum, frame):
         if self.requested:
@@ -250,7 +338,9 @@ class InterruptFlag:
         self.requested = signum
 
     def stop(self, where: str) -> Interrupted:
-        return Interrupted(f"{self.SIGNALS[self.requested]} {where}", self.requested)
+        """The exception to stop with (a process stopped by another's signal says Ctrl-C's)."""
+        signum = self.requested or signal.SIGINT
+        return Interrupted(f"{self.SIGNALS[signum]} {where}", signum)
 
     def __exit__(self, *exc):
         for s, handler in self.previous.items():
@@ -274,14 +364,16 @@ def start(config: TrainConfig, run_dir: Path, echo=print) -> list[dict]:
     """Create `run_dir`, save the config and a checkpoint of the initial state, and train."""
     run = Run(config)
     run_dir = Path(run_dir)
-    storage.make_directory(run_dir, "choose another --out")
-    with storage.hold(run_dir, "lcengine train"):
-        if (run_dir / CONFIG).exists():
-            raise ConfigError(f"{run_dir}: another run started here; continue it with --resume "
-                              f"{run_dir}, or choose another --out")
-        with storage.reporting(run_dir, "choose another --out"):
-            checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
-            (run_dir / METRICS).touch()
+    if run.group.root:
+        storage.make_directory(run_dir, "choose another --out")
+    with one_writer(run_dir, "lcengine train"):
+        if run.group.root:
+            if (run_dir / CONFIG).exists():
+                raise ConfigError(f"{run_dir}: another run started here; continue it with "
+                                  f"--resume {run_dir}, or choose another --out")
+            with storage.reporting(run_dir, "choose another --out"):
+                checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+                (run_dir / METRICS).touch()
         position, history, tally = Position(), [], new_tally()
         save(run, run_dir, position, history, tally)
         return loop(run, run_dir, position, history, tally, echo)
@@ -316,8 +408,13 @@ def resume(run_dir: Path, epochs: int | None = None, echo=print,
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise checkpoint.CheckpointError(f"{run_dir}: no such run directory")
-    with storage.hold(run_dir, "lcengine train --resume"):
+    with one_writer(run_dir, "lcengine train --resume"):
         return _resume(run_dir, epochs, echo, data)
+
+
+def one_writer(run_dir: Path, command: str):
+    """Rank 0 holds the run directory (storage.hold); the other processes write nothing."""
+    return storage.hold(run_dir, command) if distributed.world().root else nullcontext()
 
 
 def _resume(run_dir: Path, epochs: int | None, echo, data: str | None) -> list[dict]:
@@ -332,12 +429,14 @@ def _resume(run_dir: Path, epochs: int | None, echo, data: str | None) -> list[d
                         f"give their new place: lcengine train --resume {run_dir} --data DIR")
     run = Run(config)
     run.load_state(state["run"])
-    if epochs is not None or data is not None:
-        checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
     position = Position(**state["position"])
     history = state["history"]
-    # metrics.jsonl may hold a line written after the checkpoint we resume from: rewrite it
-    checkpoint.atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+    if run.group.root:
+        if epochs is not None or data is not None:
+            checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+        # metrics.jsonl may hold a line written after the checkpoint we resume from: rewrite it
+        checkpoint.atomic_write_text(run_dir / METRICS,
+                                     "".join(json.dumps(r) + "\n" for r in history))
     echo(f"resuming {run_dir} at epoch {position.epoch + 1}, "
          f"{config.phases[position.phase]} pass, batch {position.batch}")
     return loop(run, run_dir, position, history, state["tally"], echo)
@@ -353,6 +452,13 @@ def moved_data(config: TrainConfig, data: str) -> str:
 
 
 def save(run: Run, run_dir: Path, position: Position, history: list, tally: dict) -> Path:
+    """Checkpoint (rank 0, once every process has reached the same point with the same
+    parameters); the checkpoint's path."""
+    run.group.barrier()
+    run.group.check_identical({**run.rule.forward_params(), **run.rule.inverse_params()},
+                              run.backend.to_numpy)
+    if not run.group.root:
+        return checkpoint.checkpoints_dir(run_dir) / position.tag()
     state = {"config": asdict(run.config), "position": asdict(position), "history": history,
              "tally": tally, "run": run.state()}
     return checkpoint.save(run_dir, position.tag(), state, run.backend.to_numpy)
@@ -365,12 +471,15 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
     phases = config.phases
     n_batches = run.phase_batches()
     pass_images = min(run.train_set.count, n_batches * config.batch_size)
-    align_x, align_labels = next(take(run.train_eval_loader, 0, 0, 1))
+    align_x, align_labels = next(take(run.align_loader, 0, 0, 1))
+    if not run.group.root:
+        echo = _silent
     with InterruptFlag() as interrupt, cpu_threads(config.threads):
         for epoch in range(position.epoch, config.epochs):
             bar = tqdm(total=pass_images * len(phases), desc=f"epoch {epoch + 1}/{config.epochs}",
                        initial=position.phase * pass_images + position.batch * config.batch_size,
-                       unit="img", unit_scale=True, leave=False, disable=None, dynamic_ncols=True)
+                       unit="img", unit_scale=True, leave=False, dynamic_ncols=True,
+                       disable=None if run.group.root else True)
             with bar:
                 for p in range(position.phase, len(phases)):
                     stream = epoch * len(phases) + p       # each pass its own shuffle
@@ -379,11 +488,12 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
                     for b, (x, labels) in enumerate(take(run.train_loader, stream, position.batch,
                                                          n_batches), start=position.batch):
                         where = f"epoch {epoch + 1}, {phases[p]} pass, batch {b}"
-                        result = run.step(x, labels, phases[p])
-                        bar.update(x.shape[0])
-                        if pending.add(result, x.shape[0], phases[p], where):
+                        n = run.train_loader.batch_rows(b)
+                        result = run.step(x, labels, phases[p], n, interrupt.asked)
+                        bar.update(n)
+                        if pending.add(result, n, phases[p], where):
                             bar.set_postfix(loss=f"{pending.flush():.3f}", refresh=False)
-                        if interrupt.requested:
+                        if run.stopping:
                             pending.flush()
                             tally["seconds"] += time.perf_counter() - started
                             stopped = Position(epoch, p, b + 1)
@@ -397,17 +507,22 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
             history.append(record)
             position, tally = Position(epoch + 1), new_tally()
             save(run, run_dir, position, history, tally)
-            with storage.reporting(run_dir / METRICS, f"make room, then continue with: "
-                                   f"lcengine train --resume {run_dir}"), \
-                    open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps(record) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            if run.group.root:
+                with storage.reporting(run_dir / METRICS, f"make room, then continue with: "
+                                       f"lcengine train --resume {run_dir}"), \
+                        open(run_dir / METRICS, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
             echo(summary_line(record, config))
-            if interrupt.requested:
+            if run.group.sum([interrupt.requested])[0]:
                 raise interrupt.stop(f"after epoch {epoch + 1}; continue with: "
                                      f"lcengine train --resume {run_dir}")
     return history
+
+
+def _silent(*args, **kwargs) -> None:
+    """The echo of processes other than rank 0."""
 
 
 def _count(tally: dict, loss: float, info: dict, n_images: int, phase: str) -> None:
@@ -435,6 +550,7 @@ def epoch_record(run: Run, epoch: int, tally: dict, history: list, x, labels) ->
         "images_per_s": round(tally["images"] / tally["seconds"], 1) if tally["seconds"] else None,
         "seconds": round(tally["seconds"], 3),
         "alignment_deg": run.alignment(x, labels),
+        "feedback_deg": run.feedback_alignment(),
         "info": {k: total / count for k, (total, count) in tally["info"].items()},
     }
     if config.dataset == "imagenet":
@@ -454,5 +570,8 @@ def summary_line(record: dict, config: TrainConfig) -> str:
         parts.append(f"{record['images_per_s']:.0f} img/s")
     if angles:
         parts.append(f"angles to BP {angles}°")
+    if record.get("feedback_deg"):
+        parts.append("B to W " + "/".join(f"{a:.0f}" for a in record["feedback_deg"].values())
+                     + "°")
     return "  ".join(parts)
 

@@ -27,3 +27,15 @@ def test_normal_like_is_seeded_and_resumes_from_a_saved_state():
     two.state = saved
     assert np.array_equal(two.normal_like(a, 0.1), first)
     assert not np.array_equal(BACKEND.rng(8).normal_like(a, 0.1), first)
+
+
+def test_uniform_below_is_drawn_in_its_dtype_and_resumes_from_a_saved_state():
+    rng = BACKEND.rng(3)
+    saved = rng.state
+    for dtype in (np.float32, np.float64):
+        u = rng.uniform_below((200, 300), 0.25, dtype=dtype)
+        assert u.dtype == dtype and u.min() >= 0 and u.max() < 0.25
+        assert abs(float(u.mean()) - 0.125) < 0.002
+    rng.state = saved
+    assert np.array_equal(rng.uniform_below((200, 300), 0.25), BACKEND.rng(3).uniform_below(
+        (200, 300), 0.25))

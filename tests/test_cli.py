@@ -72,7 +72,10 @@ BAD = {
                    "--local-loss: 'avg' is not one of sum, mean"),
     "aux_units": (["--algo", "dtp", "--aux-units", "64"], "--aux-units: dtp takes no aux_units"),
     "feedback_scale": (["--algo", "dtp", "--feedback-scale", "0.1"],
-                       "--feedback-scale: dtp takes no feedback_scale (only fa, dfa do)"),
+                       "--feedback-scale: dtp takes no feedback_scale (only fa, dfa, usf, brsf, "
+                       "frsf, kp do)"),
+    "weight_decay": (["--algo", "kp", "--weight-decay", "-0.1"],
+                     "--weight-decay: -0.1 must be >= 0"),
 }
 
 
@@ -93,7 +96,8 @@ def write(path, text):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--dataset", "mnist"], ["--dataset mnist needs --data DIR"]),
+    (["--dataset", "mnist"], ["mnist is not prepared in the data home",
+                              "run: lcengine prep mnist --download"]),
     (["--dataset", "imagenet", "--arch", "fc", "--data", "{tmp}"], ["no fully-connected ImageNet"]),
     (["--data", "{tmp}"], ["--data: mnist-mini is embedded"]),
     (["--preset", "nope"], ["--preset 'nope': no such preset; choose one of", "smoke"]),
@@ -298,3 +302,14 @@ def test_ctrl_c_exits_130_with_how_to_resume(tmp_path, monkeypatch):
     monkeypatch.undo()
     result = invoke("train", "--resume", tmp_path / "run", "--epochs", "1")
     assert result.exit_code == 0 and "batch 1" in result.output, result.output
+
+
+def test_report_draws_the_angles_of_a_rule_with_feedback_weights(tmp_path):
+    run = tmp_path / "kp"
+    result = invoke("train", "--algo", "kp", "--epochs", "2", "--out", run, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "B to W" in result.output
+    result = invoke("report", run)
+    assert result.exit_code == 0, result.output
+    assert f"angles: {run / 'angles.png'}" in result.output
+    assert (run / "angles.png").read_bytes().startswith(b"\x89PNG")

@@ -225,7 +225,7 @@ def test_cache_plan_changes_nothing(monkeypatch, direction, kind):
 
 
 def test_cache_plan_follows_the_measurements(monkeypatch):
-    """Only where the A/B gained (docs/performance.md, ninth to eleventh sessions), on the caches
+    """Only where the A/B gained (docs/performance.md), on the caches
     of the machine those were measured on: the plan reads the host's."""
     monkeypatch.setattr(lc_cpu, "_L2_BYTES", 512 << 10)
     monkeypatch.setattr(lc_cpu, "_LAST_LEVEL_BYTES", 32 << 20)
@@ -297,7 +297,7 @@ def _openblas():
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_ops_leave_blas_threads_and_follow_the_callers_limit(direction, monkeypatch):
     """An op's threads call BLAS single-threaded and the op restores the process's BLAS thread
-    count after it (OpenBLAS has one count per process: a setting that stuck used to leave every
+    count after it (OpenBLAS has one count per process: a setting that stuck would leave every
     later matmul of the process on one core); it splits its work into no more parts than the
     caller allows BLAS threads (`lcengine train --threads`, threadpoolctl)."""
     from threadpoolctl import threadpool_limits

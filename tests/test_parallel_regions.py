@@ -2,9 +2,8 @@
 
 In a Numba function compiled with `parallel=True`, NumPy calls (np.ones, np.zeros, .max()) and
 array expressions outside the `prange` become parallel loops of their own: each is another
-region, i.e. another wake-up of the sleeping OpenMP threads per call (`host_threads`). Three
-such had crept into the LC input gradient and one into each other op (docs/performance.md,
-thirteenth session). Numba keeps no diagnostics for cached code, so each kernel is compiled
+region, i.e. another wake-up of the sleeping OpenMP threads per call (`host_threads`;
+docs/performance.md). Numba keeps no diagnostics for cached code, so each kernel is compiled
 again, uncached, with the signatures the calls below gave it.
 """
 

@@ -75,7 +75,7 @@ class OpenBLAS:
 def unit(a):
     """(1, 0) in a's dtype: ?gemm's alpha and beta, ?omatcopy's alpha. A function of its own,
     compiled without `parallel`: in a parallel function np.ones and np.zeros are parallel loops,
-    each one more parallel region, i.e. one more thread wake-up per call (thirteenth session)."""
+    each one more parallel region, i.e. one more thread wake-up per call."""
     return np.ones(1, dtype=a.dtype)[0], np.zeros(1, dtype=a.dtype)[0]
 
 

@@ -3,8 +3,8 @@
 Numba reuses a cached function while its own source file is unchanged, but our kernels compile
 functions of other files into themselves: `simd`'s products into `lc_cpu`'s ops, `tanh_math`
 into the activation and target passes, `cblas` into everything that calls BLAS. After an edit
-of simd.py alone, `lc_cpu` went on running the old products from its cache (docs/performance.md,
-thirteenth session), and a `git pull` into an editable install would do the same. So the cache
+of simd.py alone, `lc_cpu` would go on running the old products from its cache, and so would
+an editable install after a `git pull`. So the cache
 directory carries a fingerprint of every source here, and a cache made from other sources is
 emptied before anything in it is loaded (`lcengine.ops` does this on import). Costs one
 recompilation after a change, as a fresh clone has.

@@ -14,7 +14,7 @@ Memory order. The ops accept x and dy in either order: batch first, or batch las
 (N, C, H, W) view of (C, H, W, N) memory. They return y and dx batch last, and NumPy's
 elementwise ops (bias, tanh, the rules' products) keep that order, so between LC layers the
 activations and their gradients stay batch-last and no layout change is left in the op (for
-MNIST-LC layer 1's forward, 0.37 → 0.25 ms; docs/performance.md, seventh session). Only a net's
+MNIST-LC layer 1's forward, 0.37 → 0.25 ms; docs/performance.md). Only a net's
 input arrives batch-first and is transposed.
 
 How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/performance.md):
@@ -48,7 +48,7 @@ How it is made fast (measured in `benchmarks/bench_lc.py`, figures in docs/perfo
     cblas ?gemm and ?omatcopy itself (`cblas`, BLAS single-threaded for the op, `_parallel`)
     and writes its share of the result. Idle threads sleep (`host_threads`), so each region
     costs a wake-up, 50-90 µs here; a Python thread pool cost as much per dispatch, and an op
-    needed three or four (docs/performance.md, fourth and fifth sessions).
+    would need three or four (docs/performance.md).
 That needs the SciPy OpenBLAS build under NumPy (NumPy's own wheels), which exports those
 symbols. Under another BLAS (Accelerate, MKL) the op runs on the calling thread, one output row
 at a time, as batched `np.matmul` calls (`_numpy_*`), and BLAS threads itself.
@@ -94,7 +94,7 @@ _LAST_LEVEL_BYTES = _cache_bytes(3, 32 << 20)
 def _cache_plan(direction, kernel, locations, location_bytes, patch_bytes):
     """How a direction's products should move the weights (`locations` W[l] of
     `location_bytes` each) or the weight gradient through the cache (see the module docstring);
-    measured on the paper's layers (docs/performance.md, ninth to eleventh sessions):
+    measured on the paper's layers (docs/performance.md):
       * the input gradient on BLAS: OpenBLAS packs W[l]ᵀ in an order the hardware prefetcher
         does not follow, so W[l] read in address order first, while it fits in the L2 (512 KiB
         per core here), is then packed from there (ImageNet-LC at batch 32: layer 1 74 → 48 ms,
@@ -189,7 +189,7 @@ def _direct_forward(C, kh, kw):
     loops index 1-D slices from 0: with an offset index (n0 + n) Numba's negative-index
     wraparound turned the vector loads and stores into gathers and scatters (2.5× slower). It
     is not one more kernel of `_forward`: called through a wrapper that took the ?gemm pointer
-    too, it ran 30-50 % slower (measured in the fifth session; the cause was not pinned down)."""
+    too, it ran 30-50 % slower (measured; the cause is not known)."""
     K = C * kh * kw
 
     @numba.njit(nogil=True)
@@ -507,14 +507,14 @@ def product_kernel(direction, K, N, itemsize) -> str:
     """What runs a direction's per-location products for K = C·kh·kw, batch N and numbers of
     `itemsize` bytes (with the OpenBLAS build; else batched np.matmul): "direct" (the forward's
     `_direct_forward`), "simd" (`simd`'s kernels) or "blas" (?gemm). Picked where each was faster,
-    measured on every LC layer of the paper's nets (docs/performance.md, eighth session):
+    measured on every LC layer of the paper's nets (docs/performance.md):
       * the direct forward for a tiny K (MNIST-LC layer 1);
       * `simd` for the forward while one location's patch (K, N) stays in the L2 cache
         (MNIST-LC layer 2, CIFAR-LC layer 1, ImageNet-LC's; not CIFAR-LC layers 2-3, where
         BLAS's packing pays); for the input gradient (`gemm_tn`, W[l] read in address order,
         the patch's gradient updated in the cache) for a patch of up to 128 KiB, or 256 KiB when
         the batch is as thin as 32 float32 (MNIST-LC and CIFAR-LC layer 1, ImageNet-LC's at
-        batch 32: 20-32 % faster than BLAS on its layers 3 and 5-7, tenth session; at batch
+        batch 32: 20-32 % faster than BLAS on its layers 3 and 5-7; at batch
         64-128 ImageNet-LC's larger patches lost 5-30 %); for the
         weight gradient, a sum over the batch, with a small K and a batch of at least 64
         (MNIST-LC and CIFAR-LC layer 1);
@@ -642,7 +642,7 @@ def lc_backward_weight_adam(blas, parts, x, dy, kernel, stride, pads, W, m, v, s
                             beta2, eps_hat):
     """`lc_ref`'s composition in one pass: each location's gradient goes from a buffer in the
     cache straight into Adam's update, never out to memory and back (what that saves:
-    docs/performance.md, twelfth session)."""
+    docs/performance.md)."""
     if not _fast(x, dy, W):
         return lc_ref.lc_backward_weight_adam(x, dy, kernel, stride, pads, W, m, v, step, beta1,
                                               beta2, eps_hat)

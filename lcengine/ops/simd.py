@@ -15,7 +15,7 @@ as much as the arithmetic. These kernels read each operand where it lies.
 
 How. Each kernel is a block of accumulators written in LLVM IR (llvmlite, through a Numba
 `intrinsic`), so that the accumulators stay in registers as SSA values; Numba's own loops
-would keep them in memory, or leave the loop scalar (docs/performance.md, sessions 2-6):
+would keep them in memory, or leave the loop scalar (docs/performance.md):
   * `_outer`: an MR × NV block of vectors of C (6 × 2); per step k, NV vector loads of B's
     row k, MR broadcasts of A[i, k], MR·NV fused multiply-adds; a variant also prefetches one
     cache line of another array per step (the drivers' `then`: the next location's weights);
@@ -24,7 +24,7 @@ would keep them in memory, or leave the loop scalar (docs/performance.md, sessio
     C's row k, 6 broadcasts of A[j, k] (six rows read in address order) and 6·NV fused
     multiply-adds. For the input gradient's W[l]ᵀ @ dy, where `_outer` would read W[l] down
     its columns and BLAS packs it, against the hardware prefetcher both ways (ImageNet-LC layer
-    3 at batch 32: 63 against 80 ms with BLAS; docs/performance.md, tenth session); it has
+    3 at batch 32: 63 against 80 ms with BLAS; docs/performance.md); it has
     the same prefetching variant;
   * `_dot`: an MR × NR block of vector accumulators over R; per step, MR + NR vector loads and
     MR·NR fused multiply-adds, then each accumulator summed across its lanes.
@@ -36,7 +36,7 @@ measured). AVX-512's 32 registers hold the same blocks of vectors twice as wide:
 host, whose AVX-512 does no more arithmetic per cycle than AVX2, they still take ImageNet-LC
 layer 3's forward at batch 32 from 38-49 to 31-38 ms and its input gradient from 39-49 to
 32-36, MNIST-LC layer 2's forward from 2.05 to 1.50-1.57 ms: half the loads, broadcasts and
-loop steps per multiply-add (docs/performance.md, thirteenth session). Blocks at the edges
+loop steps per multiply-add (docs/performance.md). Blocks at the edges
 pass their row and column counts at run time: rows and vectors past them read a valid row or
 vector and are not stored (`_rank` holds B's rows past them as zeros). What is left over at
 the edges, less than one vector, runs as plain loops in the drivers. The kernels read and write
@@ -385,7 +385,7 @@ def stream(src, dst):
     """dst[...] = src by stores that bypass the cache (non-temporal), for C-contiguous arrays of
     one shape and float dtype. An ordinary store first reads the line it writes; for a result
     larger than the last-level cache, which goes out to memory anyway, that read is wasted
-    (ImageNet-LC's weight gradients: docs/performance.md, eleventh session). The numbers before
+    (ImageNet-LC's weight gradients: docs/performance.md). The numbers before
     dst's first vector-aligned address and after its last whole vector are copied plainly."""
     _one_float_dtype(src, dst, dst)
     if src.shape != dst.shape:
@@ -405,7 +405,7 @@ def stream(src, dst):
 def warm(a):
     """Read a's memory into the cache, one load per cache line in address order: a sequential
     stream that the hardware prefetcher follows, unlike BLAS's packing of a transposed operand
-    (docs/performance.md, ninth session). a must be C-contiguous."""
+    (docs/performance.md). a must be C-contiguous."""
     if not a.flags.c_contiguous:
         raise ValueError("simd.warm: the array must be C-contiguous")
     lines = (a.size * a.itemsize + CACHE_LINE - 1) // CACHE_LINE

@@ -26,11 +26,12 @@ class BP(Rule):
             return Step(loss, {}, {})
         L = self.L
         delta = e                                                       # δ_L = e
-        grads = self.weight_grads(L, delta, trace)
+        grads = {}
+        self.collect(grads, self.weight_grads(L, delta, trace))
         for l in range(L - 1, 0, -1):
             error = self.error_at(l, trace, delta, e)                   # W_{l+1}ᵀ δ_{l+1}
             delta = self.act(l).backward(error, trace.a[l - 1], trace.h[l])  # ⊙ σ_l'(a_l)
-            grads.update(self.weight_grads(l, delta, trace))            # δ_l h_{l−1}ᵀ
+            self.collect(grads, self.weight_grads(l, delta, trace))     # δ_l h_{l−1}ᵀ
         return Step(loss, grads, {})
 
     def error_at(self, l, trace, delta_above, e):

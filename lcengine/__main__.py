@@ -1,0 +1,5 @@
+"""`python -m lcengine`: the `lcengine` command."""
+
+from .cli import main
+
+main()
