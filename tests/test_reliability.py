@@ -196,6 +196,13 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def assert_kill_9_leaves_no_process(process, at_least: int):
     """Once `process` has `at_least` descendants, SIGKILL it: none of them may outlive it."""
     wait_for(lambda: len(descendants(process.pid)) >= at_least or process.poll() is not None,
@@ -517,3 +524,23 @@ def test_sigterm_to_the_whole_job_with_workers_still_checkpoints(tmp_path):
     assert output.strip().splitlines()[-1].startswith("Error: terminated (SIGTERM) at epoch 2, "),\
         output
     assert checkpoint.latest(run)[0].name.startswith("e00001-p0-b")
+
+
+def test_a_worker_killed_mid_run_is_one_line_and_nothing_hangs(tmp_path):
+    """As when the kernel's OOM killer picks a worker: the pool stops its other workers (they
+    obey their parent's SIGTERM), and the run ends with one line."""
+    process = spawn("train", "--out", tmp_path / "run", "--epochs", "50", "--workers", "2",
+                    "--limit-train", "6400", "--limit-test", "200", "--train-eval-images", "200")
+    try:
+        def workers():
+            return [pid for pid in descendants(process.pid)
+                    if b"spawn_main" in command_line(pid)]
+        wait_for(lambda: len(workers()) >= 2, what="two workers")
+        time.sleep(2.0)     # the one-batch pool of the alignment minibatch is gone; the first
+        os.kill(workers()[0], signal.SIGKILL)   # epoch's pool works for many seconds more
+        output = process.communicate(timeout=120)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 1, output
+    assert output.strip().splitlines()[-1].startswith("Error: ")
+    assert "a data worker process died" in output and "Traceback" not in output, output
