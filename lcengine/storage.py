@@ -62,17 +62,16 @@ def reporting(path, hint: str = ""):
 
 
 def make_directory(path: Path, hint: str) -> None:
+    """`path` and its parents, made if missing (an existing one unwritable shows at `hold`)."""
     with reporting(path, hint):
         Path(path).mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
 
 @contextmanager
 def hold(directory: Path, command: str):
     """Be the only writer of `directory` while the block runs (Busy if another process is)."""
     path = Path(directory) / LOCK_FILE
-    with reporting(path, "choose another directory"):
+    with reporting(path, "choose another directory (--out)"):
         fd = _acquire(path, command)
     try:
         yield
