@@ -9,7 +9,7 @@ no two processes ever believe they hold it.
 
 `reporting(path, hint)` turns an OSError (ENOSPC, EROFS, EACCES, ENOTDIR; h5py's long
 "file write failed ... errno = 28" messages too) into `StorageError`: the path, the cause, what
-to do.
+to do. `file_digest` hashes a file: checkpoints, downloads and shards are checked with it.
 """
 
 from __future__ import annotations
