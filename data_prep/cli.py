@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from lcengine.storage import StorageError, hold, make_directory
 from lcengine.data.errors import DataError
 from lcengine.datahome import dataset_dir
 
@@ -14,6 +15,8 @@ from .cifar import cifar_plan
 from .download import CIFAR_URL, MNIST_MIRRORS, fetch_cifar, fetch_mnist
 from .imagenet import imagenet_plan
 from .mnist import mnist_plan
+from .options import check_prep_options
+from .verify import verify_and_exit
 from .writer import prepare
 
 DATASETS = ("mnist", "cifar10", "imagenet")
@@ -39,6 +42,9 @@ def resolve_source(dataset: str, source: str | None, download: bool, out: Path) 
 
 @click.command("prep")
 @click.argument("dataset", type=click.Choice(DATASETS))
+@click.option("--verify", metavar="DIR", is_eager=True, expose_value=False,
+              callback=verify_and_exit, help="check every shard in DIR against the checksums "
+              "of its manifest, then exit (no DATASET needed)")
 @click.option("--source", help="directory, archive or URL (http, https, file) of the official "
               "files; for MNIST a URL is the folder that holds the four files")
 @click.option("--download", is_flag=True, help="fetch the official files (MNIST, CIFAR-10)")
@@ -71,10 +77,14 @@ def prep(dataset, source, download, out, storage, resize, crop, jpeg_quality, sh
     storage = storage or DEFAULT_STORAGE[dataset]
     out = out or dataset_dir(dataset)
     try:
+        check_prep_options(limit=limit, shard_mb=shard_mb, jpeg_quality=jpeg_quality,
+                           workers=workers, resize=resize, crop=crop)
         if dataset == "mnist" and storage == "jpeg":
             raise DataError("mnist: --storage jpeg is for RGB images; MNIST is stored raw")
         if crop > resize:
             raise DataError(f"--crop {crop} is larger than --resize {resize}")
+        make_directory(out, "choose another --out")
+        click.get_current_context().with_resource(hold(out, "lcengine prep"))
         path = resolve_source(dataset, source, download, out)
         if dataset == "mnist":
             plan = mnist_plan(path, verify=not no_verify, limit=limit)
@@ -86,7 +96,7 @@ def prep(dataset, source, download, out, storage, resize, crop, jpeg_quality, sh
                                  quality=jpeg_quality, val_labels=val_labels)
         manifest = prepare(plan, out, shard_bytes=int(shard_mb * 2**20), compress=gzip,
                            workers=workers, strict=strict)
-    except DataError as err:
+    except (DataError, StorageError) as err:
         raise click.ClickException(str(err)) from None
     for name, split in manifest["splits"].items():
         skipped = f", {len(split['skipped'])} skipped (listed in the manifest)" \

@@ -12,13 +12,14 @@ from .ops.cpu.host_threads import blas_threads_sleep_soon
 
 blas_threads_sleep_soon()           # first: OpenBLAS reads its idle timeout when NumPy loads it
 
+import os  # noqa: E402
 import time
 from dataclasses import fields
 from pathlib import Path
 
 import click
 
-from . import __version__, checkpoint, datahome, distributed
+from . import __version__, checkpoint, datahome, distributed, storage
 from . import train as training
 from .bench import bench
 from .backend import BackendError, get_backend
@@ -29,7 +30,7 @@ from .rules import RULES
 
 #: errors whose message is the whole story for the user
 USER_ERRORS = (ConfigError, DataError, BackendError, checkpoint.CheckpointError,
-               distributed.DistributedError)
+               distributed.DistributedError, storage.StorageError)
 
 
 class _Commands(click.Group):
@@ -73,7 +74,8 @@ def config_options(command):
 @click.option("--config", "config_file", metavar="FILE", help="TOML file of option values "
               "(keys = option names); command-line options win")
 @click.option("--resume", metavar="RUN_DIR", help="continue a run from its newest complete "
-              "checkpoint, bit for bit (only --epochs may be given with it)")
+              "checkpoint, bit for bit (only --epochs, and --data if the shards moved, may be "
+              "given with it)")
 def train(preset, config_file, resume, **options):
     """Train a network; each epoch: train, evaluate, checkpoint, append to metrics.jsonl.
 
@@ -97,7 +99,8 @@ def train(preset, config_file, resume, **options):
             run_dir = Path(config.out)
             history = training.start(config, run_dir, echo=echo)
     except training.Interrupted as err:                 # every process stops at the same step
-        raise _exit(str(err), 130) if group.root else click.exceptions.Exit(130) from None
+        raise (_exit(str(err), err.exit_code) if group.root
+               else click.exceptions.Exit(err.exit_code)) from None
     except training.Diverged as err:                    # every process sees the same losses
         if not group.root:
             raise click.exceptions.Exit(1) from None
@@ -134,6 +137,8 @@ def _fresh_config(preset, config_file, given, group, echo) -> TrainConfig:
         raise ConfigError(f"{run_dir}: run directory exists; continue it with --resume "
                           f"{run_dir}, or choose another --out")
     config.out = str(run_dir)
+    if config.data is not None:     # so that --resume works from any directory
+        config.data = os.path.abspath(config.data)
     get_backend(config.device, config.kernels)          # fail before anything is written
     echo(f"# lcengine {__version__}: resolved configuration (saved as {run_dir / training.CONFIG})"
          + (f", {group.size} data-parallel processes" if group.size > 1 else ""))
@@ -144,13 +149,15 @@ def _fresh_config(preset, config_file, given, group, echo) -> TrainConfig:
 
 
 def _resume(run_dir: Path, preset, config_file, given, echo) -> list[dict]:
-    others = sorted(set(given) - {"epochs"}) + [o for o, v in (("preset", preset),
-                                                               ("config", config_file)) if v]
+    others = sorted(set(given) - {"epochs", "data"}) + [o for o, v in (("preset", preset),
+                                                                       ("config", config_file))
+                                                        if v]
     if others:
         raise ConfigError(f"--resume takes the configuration from the checkpoint; only --epochs "
-                          f"may be given with it, not --{others[0].replace('_', '-')}")
+                          f"and --data (shards that moved) may be given with it, not "
+                          f"--{others[0].replace('_', '-')}")
     epochs = coerce("epochs", given["epochs"], "--epochs") if "epochs" in given else None
-    return training.resume(run_dir, epochs, echo=echo)
+    return training.resume(run_dir, epochs, echo=echo, data=given.get("data"))
 
 
 def _exit(message: str, code: int = 1) -> click.ClickException:

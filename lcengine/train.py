@@ -17,9 +17,10 @@ evaluation's counts are summed, and only rank 0 writes the run directory and pri
 
 Resuming is bit for bit: the loader's order and augmentation are pure functions of (seed, epoch,
 batch), and the checkpoint holds every parameter, optimiser moment, fixed random array, RNG
-state and the position (epoch, phase, batch). Ctrl-C is noticed between minibatches: the run
-checkpoints where it stands and stops. A NaN or exploding loss stops the run before anything is
-saved, so the last good checkpoint stays the newest.
+state and the position (epoch, phase, batch). Ctrl-C or SIGTERM is noticed between minibatches:
+the run checkpoints where it stands and stops. A NaN or exploding loss stops the run before
+anything is saved, so the last good checkpoint stays the newest. One process at a time writes a
+run directory (`storage.hold`, for as long as `start` or `resume` runs).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import math
 import os
 import signal
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,9 +38,9 @@ import numba
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, storage
 from .backend import get_backend
-from .config import TP_FAMILY, TrainConfig
+from .config import TP_FAMILY, ConfigError, TrainConfig
 from .data import DataError, Loader, open_shards
 from .metrics import alignment, feedback_angles, top_k_error
 from .nets import build_network
@@ -58,7 +59,12 @@ class Diverged(RuntimeError):
 
 
 class Interrupted(RuntimeError):
-    """Ctrl-C: the run was checkpointed where it stood; the message says how to resume."""
+    """Ctrl-C or SIGTERM: the run was checkpointed where it stood; the message says how to
+    resume; `exit_code` is the shell's for that signal (130, 143)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 @dataclass
@@ -93,6 +99,10 @@ class Run:
         if self.train_set.dataset != expected:
             raise DataError(f"{source}: holds {self.train_set.dataset!r} shards, but --dataset is "
                             f"{config.dataset}")
+        for shards in (self.train_set, self.test_set):
+            if shards.count == 0:
+                raise DataError(f"{shards.directory}: split {shards.split} holds no images (all "
+                                "were skipped at prep; see its manifest); prepare it again")
         self.rng = self.backend.rng(config.seed)
         self.net = build_network(config.net, self.backend, self.rng, width=config.width,
                                  input_shape=self.train_set.image_shape,
@@ -152,6 +162,10 @@ class Run:
                     f"checkpoint {part} parameters {sorted(state[part])} do not match this "
                     f"run's {sorted(mine)}")
             for key, array in mine.items():
+                if tuple(array.shape) != tuple(state[part][key].shape):
+                    raise checkpoint.CheckpointError(
+                        f"checkpoint parameter {key} has shape {state[part][key].shape}, this "
+                        f"run's {tuple(array.shape)}: the data's image shape or classes differ")
                 array[...] = self.backend.asarray(state[part][key])
         self.rule.load_state(state["rule"])
         for key, opt in self.optimisers.items():
@@ -304,24 +318,33 @@ def take(loader: Loader, epoch: int, start: int, stop: int):
 
 
 class InterruptFlag:
-    """The first Ctrl-C asks the loop to checkpoint and stop after the current minibatch (a
-    half-applied update must never be saved); a second one stops at once."""
+    """The first Ctrl-C, or SIGTERM (what a scheduler such as Slurm sends at the time limit),
+    asks the loop to checkpoint and stop after the current minibatch (a half-applied update must
+    never be saved); a second one stops at once."""
+
+    SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
     def __enter__(self):
-        self.requested = False
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.requested = 0              # or the signal's number
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def asked(self) -> bool:
-        return self.requested
+        return bool(self.requested)
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = signum
+
+    def stop(self, where: str) -> Interrupted:
+        """The exception to stop with (a process stopped by another's signal says Ctrl-C's)."""
+        signum = self.requested or signal.SIGINT
+        return Interrupted(f"{self.SIGNALS[signum]} {where}", signum)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 @contextmanager
@@ -342,38 +365,74 @@ def start(config: TrainConfig, run_dir: Path, echo=print) -> list[dict]:
     run = Run(config)
     run_dir = Path(run_dir)
     if run.group.root:
-        run_dir.mkdir(parents=True)
-        checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
-        (run_dir / METRICS).touch()
-    position, history, tally = Position(), [], new_tally()
-    save(run, run_dir, position, history, tally)
-    return loop(run, run_dir, position, history, tally, echo)
+        storage.make_directory(run_dir, "choose another --out")
+    with one_writer(run_dir, "lcengine train"):
+        if run.group.root:
+            if (run_dir / CONFIG).exists():
+                raise ConfigError(f"{run_dir}: another run started here; continue it with "
+                                  f"--resume {run_dir}, or choose another --out")
+            with storage.reporting(run_dir, "choose another --out"):
+                checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+                (run_dir / METRICS).touch()
+        position, history, tally = Position(), [], new_tally()
+        save(run, run_dir, position, history, tally)
+        return loop(run, run_dir, position, history, tally, echo)
 
 
 def read_checkpoint(run_dir: Path, echo=print) -> dict:
-    path, skipped = checkpoint.latest(run_dir)
+    """The newest checkpoint that loads and holds a run's state; a line for each one skipped."""
+    _, state, skipped = checkpoint.load_latest(run_dir, check=check_state)
     for line in skipped:
         echo(line)
-    return checkpoint.load(path)
+    return state
+
+
+def check_state(state: dict) -> None:
+    missing = [k for k in ("config", "position", "history", "tally", "run") if k not in state]
+    if missing:
+        raise checkpoint.CheckpointError(f"state.json lacks {', '.join(missing)}")
+    try:
+        saved_config(state)
+    except TypeError as err:
+        raise checkpoint.CheckpointError(f"state.json holds no run configuration ({err})")
 
 
 def saved_config(state: dict) -> TrainConfig:
     return TrainConfig(**state["config"])
 
 
-def resume(run_dir: Path, epochs: int | None = None, echo=print) -> list[dict]:
-    """Continue a run from its newest complete checkpoint (optionally to a new epoch count)."""
+def resume(run_dir: Path, epochs: int | None = None, echo=print,
+           data: str | None = None) -> list[dict]:
+    """Continue a run from its newest complete checkpoint (optionally to a new epoch count, or
+    with its shards in a new place `data`: the same dataset and image shape)."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise checkpoint.CheckpointError(f"{run_dir}: no such run directory")
+    with one_writer(run_dir, "lcengine train --resume"):
+        return _resume(run_dir, epochs, echo, data)
+
+
+def one_writer(run_dir: Path, command: str):
+    """Rank 0 holds the run directory (storage.hold); the other processes write nothing."""
+    return storage.hold(run_dir, command) if distributed.world().root else nullcontext()
+
+
+def _resume(run_dir: Path, epochs: int | None, echo, data: str | None) -> list[dict]:
     state = read_checkpoint(run_dir, echo)
     config = saved_config(state)
-    run = Run(config)
     if epochs is not None:
         config.epochs = epochs
+    if data is not None:
+        config.data = moved_data(config, data)
+    elif config.data is not None and not Path(config.data).is_dir():
+        raise DataError(f"{config.data}: the run's shards are not there any more; if they moved, "
+                        f"give their new place: lcengine train --resume {run_dir} --data DIR")
+    run = Run(config)
     run.load_state(state["run"])
     position = Position(**state["position"])
     history = state["history"]
     if run.group.root:
-        if epochs is not None:
+        if epochs is not None or data is not None:
             checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
         # metrics.jsonl may hold a line written after the checkpoint we resume from: rewrite it
         checkpoint.atomic_write_text(run_dir / METRICS,
@@ -381,6 +440,15 @@ def resume(run_dir: Path, epochs: int | None = None, echo=print) -> list[dict]:
     echo(f"resuming {run_dir} at epoch {position.epoch + 1}, "
          f"{config.phases[position.phase]} pass, batch {position.batch}")
     return loop(run, run_dir, position, history, state["tally"], echo)
+
+
+def moved_data(config: TrainConfig, data: str) -> str:
+    """`data` as the absolute place of a run's shards (Run checks their dataset and shape)."""
+    if config.data is None:
+        raise ConfigError(f"--data: {config.dataset} is embedded and takes no --data")
+    if not Path(data).is_dir():
+        raise ConfigError(f"--data: {data}: no such directory")
+    return os.path.abspath(data)
 
 
 def save(run: Run, run_dir: Path, position: Position, history: list, tally: dict) -> Path:
@@ -430,8 +498,8 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
                             tally["seconds"] += time.perf_counter() - started
                             stopped = Position(epoch, p, b + 1)
                             path = save(run, run_dir, stopped, history, tally)
-                            raise Interrupted(f"interrupted at {where}; checkpoint {path}; "
-                                              f"continue with: lcengine train --resume {run_dir}")
+                            raise interrupt.stop(f"at {where}; checkpoint {path}; continue "
+                                                 f"with: lcengine train --resume {run_dir}")
                     pending.flush()
                     tally["seconds"] += time.perf_counter() - started
                     position = Position(epoch, p + 1, 0)
@@ -440,14 +508,16 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
             position, tally = Position(epoch + 1), new_tally()
             save(run, run_dir, position, history, tally)
             if run.group.root:
-                with open(run_dir / METRICS, "a") as f:
+                with storage.reporting(run_dir / METRICS, f"make room, then continue with: "
+                                       f"lcengine train --resume {run_dir}"), \
+                        open(run_dir / METRICS, "a") as f:
                     f.write(json.dumps(record) + "\n")
                     f.flush()
                     os.fsync(f.fileno())
             echo(summary_line(record, config))
             if run.group.sum([interrupt.requested])[0]:
-                raise Interrupted(f"interrupted after epoch {epoch + 1}; continue with: "
-                                  f"lcengine train --resume {run_dir}")
+                raise interrupt.stop(f"after epoch {epoch + 1}; continue with: "
+                                     f"lcengine train --resume {run_dir}")
     return history
 
 

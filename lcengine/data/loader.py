@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
 from ..distributed import rows
+from .errors import DataError
 from .parallel import ordered_map
 from .shards import ShardSet, open_shards
 from .transforms import preprocess
@@ -129,6 +131,10 @@ class Loader:
                                        self.part)
                     if not _put(ready, item, stop):
                         return
+        except BrokenProcessPool as err:
+            _put(ready, DataError(f"{self.shards.directory}: a data worker process died ({err}); "
+                                  "resume the run, or use fewer --workers if memory ran out"),
+                 stop)
         except BaseException as err:  # handed to the consumer, which raises it
             _put(ready, err, stop)
 
