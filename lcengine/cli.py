@@ -12,7 +12,7 @@ from .ops.cpu.host_threads import blas_threads_sleep_soon
 
 blas_threads_sleep_soon()           # first: OpenBLAS reads its idle timeout when NumPy loads it
 
-import os  # noqa: E402
+import os
 import time
 from dataclasses import fields
 from pathlib import Path
