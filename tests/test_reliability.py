@@ -535,10 +535,23 @@ def test_a_worker_killed_mid_run_is_one_line_and_nothing_hangs(tmp_path):
         def workers():
             return [pid for pid in descendants(process.pid)
                     if b"spawn_main" in command_line(pid)]
-        wait_for(lambda: len(workers()) >= 2, what="two workers")
-        time.sleep(2.0)     # the one-batch pool of the alignment minibatch is gone; the first
-        os.kill(workers()[0], signal.SIGKILL)   # epoch's pool works for many seconds more
-        output = process.communicate(timeout=120)[0]
+        # A worker of the one-batch pool that reads the alignment minibatch may be killed as
+        # that pool closes, which costs the run nothing; so kill one worker of whichever pool is
+        # at work until one that a pass needs goes (the first epoch's works for many seconds).
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            wait_for(lambda: process.poll() is not None or len(workers()) >= 2,
+                     what="two workers")
+            for pid in workers()[:1]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:          # its pool closed meanwhile
+                    pass
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                continue
+        output = process.communicate(timeout=10)[0]
     finally:
         process.kill()
     assert process.returncode == 1, output
