@@ -5,7 +5,7 @@
 
 For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and each direction
 (forward, backward_input, backward_weight; the transposed-LC inverse *is* backward_input), it
-  1. checks `lcengine.ops.lc_cpu` — the functions the engine runs — against `lc_ref` on the same
+  1. checks `lcengine.ops.cpu.lc` — the functions the engine runs — against `lc_ref` on the same
      geometry with a batch of min(N, --check-batch), |got − ref| ≤ atol + rtol·|ref|;
   2. times the fast op, NumPy einsum on `sliding_window_view` (what a user would otherwise write),
      and PyTorch unfold + einsum when torch is importable (optional, never a dependency);
@@ -15,18 +15,18 @@ For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and e
      baseline; also the same figures from CPU time ("cpu_": FLOPs per CPU-second of our
      threads × cores, against the matmul's), which a shared, loaded machine disturbs far less
      than wall time; and "products": what ran the per-location products ("direct", "simd" or
-     "blas", `lc_cpu.product_kernel`);
+     "blas", `cpu.lc.product_kernel`);
 and per net one "total" line: all directions of all its LC layers together (Σ FLOPs / Σ time),
 as % of the sgemm readings next to each op and of the best reading of the run.
 
 Operands come in the memory order a training step gives each op (`--order training`, the
 default): the net's input batch-first, every other activation and every dy batch-last, as the
-fast faces return them and NumPy's elementwise ops keep them (`lc_cpu`, "Memory order").
+fast faces return them and NumPy's elementwise ops keep them (`cpu/lc.py`, "Memory order").
 `--order batch-first` gives every op batch-first operands, so each op pays for its own
 transposes. Baselines always get batch-first arrays.
 
 `--products simd|blas` runs every op's per-location products on that path instead of the one
-`lc_cpu.product_kernel` picks (`lc_cpu.forced_products`): two runs give the A/B behind the rule.
+`cpu.lc.product_kernel` picks (`cpu.lc.forced_products`): two runs give the A/B behind the rule.
 
 `--rounds R` runs the timing pass over all layers R times (operands made afresh each round, the
 check and the baselines in the first round only) and gives each op's best call of all rounds,
@@ -41,6 +41,7 @@ back-to-back repeats share one disturbance and rounds spread the calls of each o
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from dataclasses import dataclass, field
 from functools import partial
@@ -166,7 +167,7 @@ def torch_unfold(direction, L, x, W, dy):
 
 def _torch_available():
     try:
-        import torch  # noqa: F401
+        importlib.import_module("torch")
     except ImportError:
         return False
     return True

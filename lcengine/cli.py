@@ -1,4 +1,5 @@
-"""`lcengine`: train, eval, report, info — and prep (data_prep) and bench (lcengine.bench).
+"""`lcengine`: train, eval, report, info — and prep (data_prep), bench (lcengine.bench) and sweep
+(lcengine.sweep).
 
 Every `train` option is a field of `config.TrainConfig`; the options are generated from the
 fields, so the two cannot drift apart. Options arrive as strings and are checked by the same
@@ -51,7 +52,8 @@ class _Commands(click.Group):
 @click.version_option(__version__, prog_name="lcengine")
 def main():
     """Deep nets trained with BP, FA, DFA and the target-propagation family (Bartunov et al.
-    2018), every pass written by hand on NumPy/CuPy."""
+    2018), and the sign-symmetry and Kolen-Pollack rules, every pass written by hand on
+    NumPy/CuPy."""
 
 
 def config_options(command):

@@ -253,10 +253,15 @@ def read_toml(path: Path, label: str | None = None) -> dict:
     return values
 
 
-def presets() -> dict[str, Path]:
-    directory = files("lcengine") / "presets"
+def shipped_tomls(package: str, folder: str) -> dict[str, Path]:
+    """The TOML files in `folder` of installed `package`, by name (the file name less .toml)."""
+    directory = files(package) / folder
     return {Path(p.name).stem: Path(str(p)) for p in directory.iterdir()
             if p.name.endswith(".toml")}
+
+
+def presets() -> dict[str, Path]:
+    return shipped_tomls("lcengine", "presets")
 
 
 def read_preset(name: str) -> dict:

@@ -35,7 +35,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numba
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from . import checkpoint, distributed, storage
@@ -350,6 +349,10 @@ class InterruptFlag:
 @contextmanager
 def cpu_threads(n: int):
     """BLAS and Numba parallel regions limited to `n` threads while the block runs."""
+    # imported here: threadpoolctl sets KMP_DUPLICATE_LIB_OK in os.environ when it is imported,
+    # and importing lcengine changes no process state
+    from threadpoolctl import threadpool_limits
+
     previous = numba.get_num_threads()
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:

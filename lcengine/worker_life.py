@@ -35,12 +35,18 @@ def die_with_parent(parent: int) -> None:
         threading.Thread(target=_obey_parent_sigterm, args=(parent,), daemon=True).start()
     elif hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    signal_at_parent_death(signal.SIGKILL)
     if os.getppid() != parent:      # it ended before the line above
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def signal_at_parent_death(signum: int) -> None:
+    """Have Linux send this process `signum` when its parent ends, however it ends (the
+    parent-death signal; nothing elsewhere). The caller checks its parent afterwards: one that
+    ended before the request sends nothing."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 def _obey_parent_sigterm(parent: int) -> None:

@@ -1,4 +1,4 @@
-"""The LC ops' fast CPU face (`lcengine.ops.lc_cpu`) against the reference (`lc_ref`), the
+"""The LC ops' fast CPU face (`lcengine.ops.cpu.lc`) against the reference (`lc_ref`), the
 definition: every direction, float32 and float64, on awkward shapes. "backward_weight_adam" is
 the weight gradient fused into Adam's update: its result here is the updated (W, m, v), stacked.
 

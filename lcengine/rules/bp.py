@@ -4,9 +4,10 @@
     δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ σ_l'(a_l)                      l = L−1, …, 1
     ∂L/∂W_l = Σ_n δ_l h_{l−1}ᵀ,    ∂L/∂b_l = Σ_n δ_l
 
-`error_at(l)` (the error reaching h_l) is the one place where FA and DFA differ from BP: FA sends
-δ_{l+1} back through a fixed random B_{l+1} instead of W_{l+1}, DFA sends e straight down through
-B_l. BP has no inverse, so phase "inverse" only reports the loss.
+`error_at(l)` (the error reaching h_l) is the one place where the feedback rules differ from BP:
+FA, the sign-symmetry rules and KP send δ_{l+1} back through another W-shaped B_{l+1} in place
+of W_{l+1} (`feedback_weights`), DFA sends e straight down through B_l. BP has no inverse, so
+phase "inverse" only reports the loss.
 """
 
 from __future__ import annotations

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
-from ..config import APPLIES, FIELDS, ConfigError, coerce
+from ..config import APPLIES, FIELDS, ConfigError, coerce, shipped_tomls
 
 DEFAULT_SPACE = "table4"
 #: options that define the sweep itself rather than a point in its space
@@ -91,9 +90,7 @@ def _plain(value):
 
 
 def shipped_spaces() -> dict[str, Path]:
-    directory = files("lcengine.sweep") / "spaces"
-    return {Path(p.name).stem: Path(str(p)) for p in directory.iterdir()
-            if p.name.endswith(".toml")}
+    return shipped_tomls("lcengine.sweep", "spaces")
 
 
 def load_space(name_or_path: str | None, algo: str) -> Space:

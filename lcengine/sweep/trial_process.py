@@ -8,18 +8,16 @@ resumes the trial. Without this, a killed worker's trial would go on training un
 the study waits for it.
 """
 
-import ctypes
 import os
 import signal
 import sys
 
-PR_SET_PDEATHSIG = 1
+from lcengine.worker_life import signal_at_parent_death
 
 
 def main() -> None:
     worker = int(sys.argv[1])
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    signal_at_parent_death(signal.SIGINT)
     if os.getppid() != worker:            # the worker died before the request was made
         sys.exit(130)
     from lcengine.cli import main as lcengine

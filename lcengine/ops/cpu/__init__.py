@@ -11,7 +11,7 @@
     kernel_cache.py  where Numba caches the compiled kernels
 
 Every machine-specific or non-public dependency sits behind one guarded probe; a probe that
-fails leaves the plain NumPy path, with one warning (docs/design.md, "The CPU subsystem").
+fails leaves the plain NumPy path, with one warning (docs/design.md, "The CPU subsystem's probes").
 Importing this package changes no process-wide state; `lcengine.backend.get_backend("cpu")`
 applies the host settings.
 """

@@ -1,10 +1,11 @@
 """The fast CPU face's one switch, and the warning a failed probe gives.
 
 Each machine-specific or non-public thing the fast CPU face stands on is looked up by one probe
-(docs/design.md, "The CPU subsystem"): OpenBLAS's symbols (`cblas.openblas`), the LLVM kernels
-(`simd.usable`), the cache sizes (`tuning`), the malloc and thread settings (`host_memory`,
-`host_threads`) and Numba's cache directory (`kernel_cache`). A probe that fails leaves the op
-its plain NumPy path, with the same numbers, and says so once per process (`unavailable`).
+(docs/design.md, "The CPU subsystem's probes"): OpenBLAS's symbols (`cblas.openblas`), the LLVM
+kernels (`simd.usable`), the cache sizes (`tuning`), the malloc and thread settings
+(`host_memory`, `host_threads`) and Numba's cache directory (`kernel_cache`). A probe that fails
+leaves the op its plain NumPy path, with the same numbers, and says so once per process
+(`unavailable`).
 
 LCENGINE_FAST_CPU=0 turns the fast face off: every probe answers "not available" without a
 warning, so every CPU op runs its plain NumPy path and the CPU backend leaves the process's
