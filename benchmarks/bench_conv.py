@@ -22,7 +22,10 @@ import sys
 from functools import partial
 from pathlib import Path
 
-import lcengine  # noqa: F401  (first: it sets OpenBLAS's idle timeout before NumPy loads it)
+from lcengine.ops.cpu.host_threads import blas_threads_sleep_soon
+
+blas_threads_sleep_soon()           # first: OpenBLAS reads its idle timeout when NumPy loads it
+
 import numpy as np
 
 if __package__ in (None, ""):                       # run as a script: make the repo importable

@@ -26,7 +26,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import lcengine  # noqa: F401  (first: it sets OpenBLAS's idle timeout before NumPy loads it)
+from lcengine.ops.cpu.host_threads import blas_threads_sleep_soon
+
+blas_threads_sleep_soon()           # first: OpenBLAS reads its idle timeout when NumPy loads it
+
 import numpy as np
 
 if __package__ in (None, ""):                       # run as a script: make the repo importable
@@ -36,7 +39,8 @@ else:
     from . import common
 
 from lcengine.ops import (activation_cpu, activation_ref, adam_cpu, adam_ref,  # noqa: E402
-                          feedback_cpu, feedback_ref, lc_cpu, simd, targets_cpu, targets_ref)
+                          feedback_cpu, feedback_ref, targets_cpu, targets_ref)
+from lcengine.ops.cpu import lc as lc_cpu, simd  # noqa: E402
 from lcengine.ops.geometry import window_geometry  # noqa: E402
 
 #: (name, per-example shape) of hidden layers whose activations the tanh and target ops touch

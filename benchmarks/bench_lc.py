@@ -5,7 +5,7 @@
 
 For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and each direction
 (forward, backward_input, backward_weight; the transposed-LC inverse *is* backward_input), it
-  1. checks `lcengine.ops.lc_cpu` — the functions the engine runs — against `lc_ref` on the same
+  1. checks `lcengine.ops.cpu.lc` — the functions the engine runs — against `lc_ref` on the same
      geometry with a batch of min(N, --check-batch), |got − ref| ≤ atol + rtol·|ref|;
   2. times the fast op, NumPy einsum on `sliding_window_view` (what a user would otherwise write),
      and PyTorch unfold + einsum when torch is importable (optional, never a dependency);
@@ -15,25 +15,25 @@ For every LC layer of each net (shapes from `lcengine.nets`, SAME padding) and e
      baseline; also the same figures from CPU time ("cpu_": FLOPs per CPU-second of our
      threads × cores, against the matmul's), which a shared, loaded machine disturbs far less
      than wall time; and "products": what ran the per-location products ("direct", "simd" or
-     "blas", `lc_cpu.product_kernel`);
+     "blas", `cpu.lc.product_kernel`);
 and per net one "total" line: all directions of all its LC layers together (Σ FLOPs / Σ time),
 as % of the sgemm readings next to each op and of the best reading of the run.
 
 Operands come in the memory order a training step gives each op (`--order training`, the
 default): the net's input batch-first, every other activation and every dy batch-last, as the
-fast faces return them and NumPy's elementwise ops keep them (`lc_cpu`, "Memory order").
+fast faces return them and NumPy's elementwise ops keep them (`cpu/lc.py`, "Memory order").
 `--order batch-first` gives every op batch-first operands, so each op pays for its own
-transposes (the figures before the seventh session). Baselines always get batch-first arrays.
+transposes. Baselines always get batch-first arrays.
 
 `--products simd|blas` runs every op's per-location products on that path instead of the one
-`lc_cpu.product_kernel` picks (`lc_cpu.forced_products`): two runs give the A/B behind the rule.
+`cpu.lc.product_kernel` picks (`cpu.lc.forced_products`): two runs give the A/B behind the rule.
 
 `--rounds R` runs the timing pass over all layers R times (operands made afresh each round, the
 check and the baselines in the first round only) and gives each op's best call of all rounds,
 with the best of each round in "ms_by_round", against the best sgemm reading taken before its
-layer in any round; the readings of every round count for the totals' best. On the shared
-development machine the slowdowns last seconds: in one process, the best of 40 calls of MNIST-LC
-layer 1's ops moved between 0.28 and 0.67 ms from one set of 40 to the next (ninth session), so
+layer in any round; the readings of every round count for the totals' best. A host's
+slowdowns can last seconds: in one process, the best of 40 calls of MNIST-LC layer 1's ops
+moved between 0.28 and 0.67 ms from one set of 40 to the next, so
 back-to-back repeats share one disturbance and rounds spread the calls of each op over the run
 (what asv's "rounds" do for the same reason).
 """
@@ -41,12 +41,16 @@ back-to-back repeats share one disturbance and rounds spread the calls of each o
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import lcengine  # noqa: F401  (first: it sets OpenBLAS's idle timeout before NumPy loads it)
+from lcengine.ops.cpu.host_threads import blas_threads_sleep_soon
+
+blas_threads_sleep_soon()           # first: OpenBLAS reads its idle timeout when NumPy loads it
+
 import numpy as np
 
 if __package__ in (None, ""):                       # run as a script: make the repo importable
@@ -55,7 +59,8 @@ if __package__ in (None, ""):                       # run as a script: make the 
 else:
     from . import common
 
-from lcengine.ops import lc_cpu, lc_ref              # noqa: E402  (after the path fix above)
+from lcengine.ops import lc_ref                      # noqa: E402  (after the path fix above)
+from lcengine.ops.cpu import lc as lc_cpu            # noqa: E402
 
 NETS = ("mnist-lc", "cifar-lc", "imagenet-lc")
 DEFAULT_BATCH = {"mnist-lc": 128, "cifar-lc": 128, "imagenet-lc": 32}
@@ -162,7 +167,7 @@ def torch_unfold(direction, L, x, W, dy):
 
 def _torch_available():
     try:
-        import torch  # noqa: F401
+        importlib.import_module("torch")
     except ImportError:
         return False
     return True

@@ -15,7 +15,8 @@ gradients, then the optimiser updates), on the backend `--device` picks:
 
 FLOPs, from a stated formula (`step_flops`): layer l does U_l multiply-adds per example and pass
 (LC and dense: its weight count; conv: weight count × output positions), 2·N·U_l FLOPs per pass.
-BP and FA run a forward, a weight-gradient and (for l ≥ 2) an input-gradient pass per layer; DFA
+BP, FA, the sign-symmetry rules and KP run a forward, a weight-gradient and (for l ≥ 2) an
+input-gradient pass per layer (their sign and decay terms are elementwise, not counted); DFA
 replaces the input-gradient passes by e·B_lᵀ, 2·N·K·M_l for each hidden layer of M_l units; the TP
 family (phase "both", one inverse and one forward update per batch) adds per learned inverse g_l
 three U_l passes (f_l on the noisy h̃, g_l, g_l's weight gradient) and per target two g_{l+1}
@@ -26,11 +27,19 @@ a GPU the table of bench_cuda.py (our kernels are SIMT FP32, never TF32).
 
 Memory budget (`memory_budget`, float32, from `nets.describe_arch`, so the full-width ImageNet
 net is counted without being built): weights and biases; Adam's m and v; the step's gradients
-(all held until the optimiser runs); fixed feedback (FA's B; DFA keeps only seeds); the TP
+(all held until the optimiser runs; KP's learned B counts as weights); fixed feedback (FA's B,
+frSF's magnitudes; DFA keeps only seeds; uSF and brSF build B_l from W_l per step); the TP
 family's inverses, their Adam moments and gradients; activations for batch B (x, every a_l and
 h_l of the forward trace). Measured beside it: the process's peak RSS and the peak of NumPy
 allocations during one step (tracemalloc; the Numba kernels' scratch is not seen) on the CPU,
 the CuPy memory pool's bytes on a GPU.
+
+Under `mpiexec -n K` (`lcengine.distributed`), `--batch` is each process's minibatch (weak
+scaling, K·B images a step) and a "data_parallel" part is added, from every process, printed by
+rank 0: the step with its gradient sums (`train.data_parallel_step`), images/s per process and in
+total; the bytes summed per step and the time of one bare sum of that many bytes; and the scaling
+efficiency, total images/s over K times one process's alone (the same step without the sums,
+timed alternately in the same run).
 
 PyTorch's equivalent (only where torch is importable; otherwise a line says it was skipped): the
 same net with LC layers as `unfold` + `bmm` per location, conv as `conv2d`, autograd BP and
@@ -47,14 +56,15 @@ import tracemalloc
 
 import numpy as np
 
+from lcengine import distributed
 from lcengine.backend import get_backend
-from lcengine.config import AUX_UNITS, TP_FAMILY
+from lcengine.config import AUX_UNITS, SIGN_SYMMETRY, TP_FAMILY
 from lcengine.data import DataError, Loader, open_shards
 from lcengine.layers import Dense, LocallyConnected2D
 from lcengine.nets import build_network, describe_arch
 from lcengine.optim import Adam
 from lcengine.rules import make_rule
-from lcengine.train import cpu_threads, train_step
+from lcengine.train import cpu_threads, data_parallel_step, train_step
 
 from .bench_cuda import PEAKS
 from .common import emit, machine, matmul_peak_gflops, summary, timings
@@ -83,7 +93,7 @@ def step_flops(rows, algo: str, batch: int) -> int:
     U = [macs_per_example(r) for r in rows]
     L, K = len(rows), _size(rows[-1].out_shape)
     passes = 2 * sum(U)                                                 # forward, weight gradient
-    if algo in ("bp", "fa"):
+    if algo in ("bp", "fa", *SIGN_SYMMETRY, "kp"):
         passes += sum(U[1:])                                            # input gradients, l ≥ 2
     elif algo == "dfa":
         passes += sum(K * _size(r.out_shape) for r in rows[:-1])        # e B_lᵀ
@@ -106,8 +116,10 @@ def memory_budget(rows, algo: str, batch: int, aux: int = AUX_UNITS) -> dict:
     """Bytes per component (see the module docstring), and their total."""
     weights = sum(r.n_weights + _bias_size(r) for r in rows)
     feedback = inverses = 0
-    if algo == "fa":
+    if algo in ("fa", "frsf"):                                          # B_l, |M_l|: l ≥ 2
         feedback = sum(r.n_weights for r in rows[1:])
+    if algo == "kp":                                                    # B_l, learned like W
+        weights += sum(r.n_weights for r in rows[1:])
     if algo in TP_FAMILY:
         top = algo in ("sdtp", "ao-sdtp")
         inverses = sum(r.n_weights + _bias_size(r, inverse=True)
@@ -180,6 +192,44 @@ def time_synthetic(trainer, batch, steps):
     if trainer.backend.xp is np:
         out["step_peak_alloc_bytes"] = step_peak_bytes(trainer, x, labels)
     return out, min(seconds)
+
+
+def time_data_parallel(trainer, group, batch, steps) -> dict:
+    """Each of K processes steps on its own `batch` images, gradients summed (weak scaling),
+    alternated with the same step alone; and one bare sum of the gradients' bytes."""
+    x, labels = synthetic_batch(trainer, batch)
+    reducer = group.reducer(trainer.backend)
+    part_rng = distributed.PartRng(trainer.rng, trainer.backend.xp)
+    trainer.rule.rng = part_rng
+    part_rng.rows = (group.rank * batch, (group.rank + 1) * batch, group.size * batch)
+
+    def summed():
+        data_parallel_step(trainer.rule, trainer.optimisers, reducer, x, labels, trainer.phase,
+                           1 / group.size, lambda: False)
+        trainer.backend.synchronize()
+
+    def alone():
+        trainer.step(x, labels)
+        trainer.backend.synchronize()
+
+    together, single = [], []
+    for _ in range(steps):
+        group.barrier()
+        together += timings(summed, repeats=1, warmup=0)
+        single += timings(alone, repeats=1, warmup=0)
+    nbytes = sum(g.size for g in reducer.buffers) * ITEMSIZE
+    buffer = trainer.backend.xp.zeros(nbytes // ITEMSIZE, dtype=np.float32)
+    sum_seconds = timings(lambda: reducer.collective.wait([reducer.collective.start(buffer)]),
+                          repeats=steps, warmup=1)
+    ms = float(group.sum([1e3 * np.median(together)])[0]) / group.size
+    alone_ms = float(group.sum([1e3 * np.median(single)])[0]) / group.size
+    return {"processes": group.size, "batch_per_process": batch,
+            "ms_median": round(ms, 4), "images_per_s_per_process": round(batch / ms * 1e3, 2),
+            "images_per_s": round(group.size * batch / ms * 1e3, 2),
+            "one_process_ms_median": round(alone_ms, 4),
+            "scaling_efficiency": round(alone_ms / ms, 4),
+            "sum_bytes_per_step": int(nbytes),
+            "sum_ms": round(1e3 * float(np.median(sum_seconds)), 4)}
 
 
 def time_with_loader(trainer, data, batch, steps, workers):
@@ -295,6 +345,7 @@ def run(arch, algo, width, batch, steps, device, data=None, workers=0, threads=1
     if budget_only:
         emit(record)
         return record
+    group = distributed.world()
     backend = get_backend(device)
     with cpu_threads(threads):
         peak, peak_source = fp32_peak_tflops(backend)
@@ -310,8 +361,12 @@ def run(arch, algo, width, batch, steps, device, data=None, workers=0, threads=1
         record["fp32_peak_tflops"] = round(peak, 4) if peak else None
         record["peak_source"] = peak_source
         record["tf32"] = False
-        record["torch"] = torch_baseline(trainer.net, device, batch, steps, threads)
+        if group.size > 1:
+            record["data_parallel"] = time_data_parallel(trainer, group, batch, steps)
+        else:
+            record["torch"] = torch_baseline(trainer.net, device, batch, steps, threads)
     record["machine"] = machine()
-    emit(record)
+    if group.root:
+        emit(record)
     return record
 

@@ -5,12 +5,12 @@ Method (the same for every benchmark, stated in docs/performance.md):
     before every layer (`MatmulPeak`): an op is compared with the reading next to it, and the
     totals also with the best reading of the run;
   * a timed function is called once to warm up (compilation, page faults of reused buffers), then
-    `repeats` times; we report the best (least disturbed by the other users of a shared machine)
+    `repeats` times; we report the best (least disturbed by whatever else the machine runs)
     and the median;
   * GFLOP/s = stated FLOPs / best time; GB/s = the bytes each operand must cross memory once
     (inputs read, output written) / best time — a lower bound on the real traffic;
-  * on a shared machine we also record the CPU time of each call (all our threads): FLOPs per
-    CPU-second × cores is what the op would reach with the cores to itself.
+  * we also record the CPU time of each call (all our threads): FLOPs per CPU-second × cores
+    is what the op would reach with the cores to itself.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from functools import partial
 
 import numpy as np
 
-import lcengine
-from lcengine.ops import simd
-from lcengine.ops.host_memory import keep_freed_memory
-from lcengine.ops.host_threads import sleep_when_idle
+from lcengine.ops.cpu import simd
+from lcengine.ops.cpu.host_memory import keep_freed_memory
+from lcengine.ops.cpu.host_threads import (blas_idle_timeout, blas_threads_sleep_soon,
+                                            sleep_when_idle)
 
 
 def timings(fn, repeats=5, warmup=1, cpu=None):
@@ -48,8 +48,8 @@ def timings(fn, repeats=5, warmup=1, cpu=None):
 
 
 def summary(seconds, cpu_seconds=None):
-    """{"ms": best, "ms_median": median[, "cpu_ms": best CPU time]} in milliseconds. On a shared
-    machine the CPU time (summed over our threads) is the figure least moved by other users."""
+    """{"ms": best, "ms_median": median[, "cpu_ms": best CPU time]} in milliseconds. The CPU
+    time (summed over our threads) is the figure least moved by other processes."""
     out = {"ms": round(1e3 * min(seconds), 4),
            "ms_median": round(1e3 * statistics.median(seconds), 4)}
     if cpu_seconds:
@@ -80,9 +80,9 @@ def matmul_peak_gflops(n=2048, repeats=5, dtype=np.float32, cpu=None):
 
 
 class MatmulPeak:
-    """The float32 matmul peak, re-measured through a run: on the shared development machine the
-    2048³ sgemm moved between 85 and 166 GFLOP/s within minutes (sixth session), so one reading
-    at the start flattered or shamed every op after it. A benchmark calls `measure()` before
+    """The float32 matmul peak, re-measured through a run: on a VM the 2048³ sgemm can move
+    by 2× within minutes (docs/performance.md), so one reading at the start would flatter or
+    shame every op after it. A benchmark calls `measure()` before
     each layer and compares that layer's ops with the reading just before them (the machine as
     it was then); its totals are also given against `best`, the highest reading of the run,
     which can only lower a percentage."""
@@ -145,9 +145,8 @@ def machine():
     return {"cpu": model, "cores": cores, "loadavg_1min": load, "numpy": np.__version__,
             "python": platform.python_version(), "malloc_kept": keep_freed_memory(),
             "omp_idle_threads_sleep": sleep_when_idle(), "simd_vector_bytes": simd.VECTOR_BYTES,
-            "openblas_thread_timeout": (os.environ.get("OPENBLAS_THREAD_TIMEOUT")
-                                        if lcengine.BLAS_IDLE_TIMEOUT_SET
-                                        else "unknown: NumPy was loaded before lcengine")}
+            "openblas_thread_timeout": (blas_idle_timeout() if blas_threads_sleep_soon()
+                                        else "unknown: NumPy was loaded before it was set")}
 
 
 def emit(record, stream=None):

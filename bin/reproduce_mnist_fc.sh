@@ -5,6 +5,9 @@
 #   bash bin/reproduce_mnist_fc.sh [MNIST_SOURCE]     (default: the four official .gz files in
 #                                                       ../shared/data/mnist; or use --download)
 set -euo pipefail
+# the lcengine of $PYTHON (default: the python3 first on PATH, an active venv's), not whatever
+# `lcengine` script comes first on PATH
+lcengine() { "${PYTHON:-python3}" -m lcengine "$@"; }
 source_dir=${1:-../shared/data/mnist}
 [ -f data/mnist/manifest.json ] || lcengine prep mnist --source "$source_dir" --out data/mnist
 common=(--dataset mnist --data data/mnist --arch fc --batch-size 32)

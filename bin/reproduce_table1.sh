@@ -3,7 +3,12 @@
 # commands behind docs/results.md. Every cell is one single-threaded run (--threads 1, the
 # default), the paper's protocol (the paper-* presets: batch 100, train error over the whole
 # training set, CIFAR-10 with random crops and flips), Table 5's hyper-parameters for its
-# (dataset, arch, rule), the alternating schedule for the TP family.
+# (dataset, arch, rule), the alternating schedule for the TP family. Beside the paper's rules, the
+# ones that came after it (docs/rules.md): sign-symmetry (usf, brsf, frsf) and Kolen-Pollack (kp)
+# on MNIST-FC, MNIST-LC and CIFAR-FC, usf and kp on CIFAR-LC, with FA's Table 5 values (they
+# have no column of their own; lcengine/paper_hyperparams.py). The MNIST-FC rows of
+# docs/results.md ran at batch 32 (bin/reproduce_mnist_fc.sh), so MNIST-FC's BP and FA run here
+# again under this protocol, as the new rules' reference.
 #
 #   bash bin/reproduce_table1.sh [PATTERN ...]
 #
@@ -13,9 +18,12 @@
 # patterns share a 2-core machine. Environment: DATA (prepared shards, default data/), RUNS (run
 # directories, default runs/), MNIST_SOURCE and CIFAR_SOURCE (the official files to prepare from).
 #
-# Epochs: MNIST-LC and CIFAR-FC 100, CIFAR-LC 20 (an alternating TP epoch is one inverse pass and
-# one forward pass). Extend a cell with `lcengine train --resume RUN --epochs N`.
+# Epochs: MNIST-FC, MNIST-LC and CIFAR-FC 100, CIFAR-LC 20 (an alternating TP epoch is one inverse
+# pass and one forward pass). Extend a cell with `lcengine train --resume RUN --epochs N`.
 set -euo pipefail
+# the lcengine of $PYTHON (default: the python3 first on PATH, an active venv's), not whatever
+# `lcengine` script comes first on PATH
+lcengine() { "${PYTHON:-python3}" -m lcengine "$@"; }
 data=${DATA:-data}
 runs=${RUNS:-runs}
 patterns=("$@")
@@ -46,17 +54,22 @@ cell() {
 
 mnist=(--preset paper-mnist --data "$data/mnist" --epochs 100)
 cifar=(--preset paper-cifar10 --data "$data/cifar10")
+after_paper=(usf brsf frsf kp)
 
-for algo in bp fa dfa dtp sdtp ao-sdtp; do
+for algo in bp fa "${after_paper[@]}"; do
+    cell "mnist-fc-$algo" "${mnist[@]}" --arch fc --algo "$algo"
+done
+
+for algo in bp fa dfa dtp sdtp ao-sdtp "${after_paper[@]}"; do
     cell "mnist-lc-$algo" "${mnist[@]}" --arch lc --algo "$algo"
 done
 cell mnist-conv-bp "${mnist[@]}" --arch conv --algo bp
 
-for algo in bp fa dfa dtp sdtp ao-sdtp; do
+for algo in bp fa dfa dtp sdtp ao-sdtp "${after_paper[@]}"; do
     cell "cifar-fc-$algo" "${cifar[@]}" --epochs 100 --arch fc --algo "$algo"
 done
 
-for algo in bp fa dfa dtp sdtp ao-sdtp; do
+for algo in bp fa dfa dtp sdtp ao-sdtp usf kp; do
     cell "cifar-lc-$algo" "${cifar[@]}" --epochs 20 --arch lc --algo "$algo"
 done
 cell cifar-conv-bp "${cifar[@]}" --epochs 20 --arch conv --algo bp

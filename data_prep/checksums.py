@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from lcengine.data.errors import DataError
+from lcengine.storage import file_digest
 
 OFFICIAL_MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -18,11 +19,7 @@ OFFICIAL_MD5 = {
 
 
 def md5_file(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def verify_official(path: Path, verify: bool) -> str:

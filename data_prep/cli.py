@@ -1,4 +1,4 @@
-"""`lcengine prep DATASET --source PATH_OR_URL --out DIR`: official files -> lcengine shards."""
+"""`lcengine prep DATASET --source PATH_OR_URL [--out DIR]`: official files -> lcengine shards."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from pathlib import Path
 
 import click
 
+from lcengine.storage import StorageError, hold, make_directory
 from lcengine.data.errors import DataError
+from lcengine.datahome import dataset_dir
 
 from .cifar import cifar_plan
 from .download import CIFAR_URL, MNIST_MIRRORS, fetch_cifar, fetch_mnist
 from .imagenet import imagenet_plan
 from .mnist import mnist_plan
+from .options import check_prep_options
+from .verify import verify_and_exit
 from .writer import prepare
 
 DATASETS = ("mnist", "cifar10", "imagenet")
@@ -38,12 +42,16 @@ def resolve_source(dataset: str, source: str | None, download: bool, out: Path) 
 
 @click.command("prep")
 @click.argument("dataset", type=click.Choice(DATASETS))
+@click.option("--verify", metavar="DIR", is_eager=True, expose_value=False,
+              callback=verify_and_exit, help="check every shard in DIR against the checksums "
+              "of its manifest, then exit (no DATASET needed)")
 @click.option("--source", help="directory, archive or URL (http, https, file) of the official "
               "files; for MNIST a URL is the folder that holds the four files")
 @click.option("--download", is_flag=True, help="fetch the official files (MNIST, CIFAR-10)")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="directory for the shards; rerun with the same one to finish an interrupted "
-              "prep")
+              "prep  [default: DATA_HOME/DATASET, where `lcengine train --dataset DATASET` "
+              "looks; see `lcengine info`]")
 @click.option("--storage", type=click.Choice(["raw", "jpeg"]),
               help="raw uint8 pixels (default for MNIST, CIFAR-10) or re-encoded JPEG bytes "
               "(default for ImageNet); see docs/data.md")
@@ -64,13 +72,19 @@ def resolve_source(dataset: str, source: str | None, download: bool, out: Path) 
               help="ImageNet: ground truth for a flat val/ folder")
 def prep(dataset, source, download, out, storage, resize, crop, jpeg_quality, shard_mb, gzip,
          limit, workers, strict, no_verify, val_labels):
-    """Convert DATASET (mnist, cifar10, imagenet) from its official files to shards in OUT."""
+    """Convert DATASET (mnist, cifar10, imagenet) from its official files to shards in OUT
+    (default: the data home's DATASET folder)."""
     storage = storage or DEFAULT_STORAGE[dataset]
+    out = out or dataset_dir(dataset)
     try:
+        check_prep_options(limit=limit, shard_mb=shard_mb, jpeg_quality=jpeg_quality,
+                           workers=workers, resize=resize, crop=crop)
         if dataset == "mnist" and storage == "jpeg":
             raise DataError("mnist: --storage jpeg is for RGB images; MNIST is stored raw")
         if crop > resize:
             raise DataError(f"--crop {crop} is larger than --resize {resize}")
+        make_directory(out, "choose another --out")
+        click.get_current_context().with_resource(hold(out, "lcengine prep"))
         path = resolve_source(dataset, source, download, out)
         if dataset == "mnist":
             plan = mnist_plan(path, verify=not no_verify, limit=limit)
@@ -82,7 +96,7 @@ def prep(dataset, source, download, out, storage, resize, crop, jpeg_quality, sh
                                  quality=jpeg_quality, val_labels=val_labels)
         manifest = prepare(plan, out, shard_bytes=int(shard_mb * 2**20), compress=gzip,
                            workers=workers, strict=strict)
-    except DataError as err:
+    except (DataError, StorageError) as err:
         raise click.ClickException(str(err)) from None
     for name, split in manifest["splits"].items():
         skipped = f", {len(split['skipped'])} skipped (listed in the manifest)" \

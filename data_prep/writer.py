@@ -5,6 +5,8 @@ ones among them, in order, and its `skipped` attribute lists the bad ones. Shard
 next image would pass `shard_bytes`. A rerun keeps every shard already renamed to its final name
 (they are whole, and their `prep_config` says they came from the same options) and resumes at the
 last one's `source_stop`; decoding is deterministic, so the result equals an uninterrupted run.
+The settings are stored first (settings.py), so a rerun with other options cannot mix layouts;
+the manifest lists each shard's SHA-256, which `lcengine prep --verify` and the loader check.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from lcengine.data.parallel import ordered_map
 from lcengine.data.shard_format import (FORMAT_VERSION, MAGIC, MANIFEST, read_shard_attrs,
                                         shard_name, write_json_atomic, write_shard)
 from lcengine.data.shards import read_manifest
+from lcengine.storage import file_digest
 
 from .plan import Plan, Skipped, Split
+from .settings import check_or_store
 
 
 def prep_config(plan: Plan) -> dict:
@@ -36,6 +40,7 @@ def prepare(plan: Plan, out: Path, *, shard_bytes: int, compress: bool, workers:
     """Write every split of `plan` under `out`, then the manifest; returns the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     config = prep_config(plan)
+    check_or_store(out, {**config, "shard_mb": shard_bytes / 2**20, "gzip": compress})
     if (out / MANIFEST).exists():
         manifest = read_manifest(out)
         if manifest["prep_config"] != config:
@@ -125,8 +130,8 @@ class SplitWriter:
         counts = np.bincount(np.concatenate(labels), minlength=len(self.plan.class_names))
         return {"count": int(sum(a["count"] for _, a in self.done)),
                 "class_counts": counts.tolist(),
-                "shards": [{"file": p.name, "count": a["count"], "bytes": p.stat().st_size}
-                           for p, a in self.done],
+                "shards": [{"file": p.name, "count": a["count"], "bytes": p.stat().st_size,
+                            "sha256": file_digest(p)} for p, a in self.done],
                 "skipped": [s for _, a in self.done for s in a["skipped"]]}
 
 

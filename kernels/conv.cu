@@ -38,8 +38,10 @@ template <typename T>
 __device__ __forceinline__ void conv_im2col(const T* __restrict__ x, T* __restrict__ cols, int n0,
                                             const ConvGeometry g) {
     const int total = g.C * g.kh * g.kw * g.nb * g.P * g.Q;
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
-        int r = e;
+    // e is 64-bit: e + the grid's stride would overflow an int when total is near INT32_MAX
+    for (long long e = blockIdx.x * blockDim.x + threadIdx.x; e < total;
+         e += (long long)gridDim.x * blockDim.x) {
+        int r = (int)e;
         const int q = r % g.Q;  r /= g.Q;
         const int p = r % g.P;  r /= g.P;
         const int n = r % g.nb; r /= g.nb;
@@ -60,8 +62,10 @@ __device__ __forceinline__ void conv_col2im(const T* __restrict__ cols, T* __res
                                             int n0, const ConvGeometry g) {
     const int total = g.nb * g.C * g.H * g.W;
     const int plane = g.nb * g.P * g.Q;                       // stride of one (c, i, j) row
-    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
-        int r = e;
+    // e is 64-bit: e + the grid's stride would overflow an int when total is near INT32_MAX
+    for (long long e = blockIdx.x * blockDim.x + threadIdx.x; e < total;
+         e += (long long)gridDim.x * blockDim.x) {
+        int r = (int)e;
         const int w = r % g.W;  r /= g.W;
         const int h = r % g.H;  r /= g.H;
         const int c = r % g.C;

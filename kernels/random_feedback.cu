@@ -11,13 +11,14 @@
  * Bounds: m ≥ M threads load shared tiles but store nothing; partial n and k tiles are guarded.
  * Benchmark: python benchmarks/bench_cuda.py (DFA feedback rows).
  */
-#include <stdint.h>
-
 #define N_TILE 16
 #define K_TILE 64
 
-__device__ __forceinline__ double uniform_pm1(uint64_t seed, uint64_t index) {
-    uint64_t z = (index ^ seed) + 0x9E3779B97F4A7C15ULL;
+// 64-bit integers as unsigned long long: NVRTC (what CuPy compiles with) has no <stdint.h>
+typedef unsigned long long u64;
+
+__device__ __forceinline__ double uniform_pm1(u64 seed, u64 index) {
+    u64 z = (index ^ seed) + 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     z = z ^ (z >> 31);
@@ -43,7 +44,7 @@ __device__ void random_feedback(const T* __restrict__ e, T* __restrict__ out,
         if (m < M) {
             const int k_end = min(K_TILE, K - k0);
             for (int kk = 0; kk < k_end; ++kk) {
-                const T b = (T)(scale * uniform_pm1(seed, (uint64_t)m * (uint64_t)K + (uint64_t)(k0 + kk)));
+                const T b = (T)(scale * uniform_pm1(seed, (u64)m * (u64)K + (u64)(k0 + kk)));
                 for (int i = 0; i < N_TILE; ++i) acc[i] += b * e_tile[i][kk];
             }
         }

@@ -1,13 +1,12 @@
-"""`lcengine bench`: the benchmarks, from the command line. Each subcommand runs a script of the
-repository's `benchmarks/` folder (the same code as `python benchmarks/<script>.py`), which
-checks every fast op against its reference before timing it and prints one JSON line per result.
+"""`lcengine bench`: the benchmarks, from the command line. Each subcommand runs a module of
+`lcengine.benchmarks` (the repository's `benchmarks/` folder, shipped in the package: the same
+code as `python benchmarks/<script>.py`), which checks every fast op against its reference before
+timing it and prints one JSON line per result.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
 
 import click
 
@@ -16,17 +15,16 @@ from .data import DataError
 from .nets import ARCHS
 from .rules import RULES
 
-_REPO = Path(__file__).resolve().parents[1]
-
 
 def _benchmark(name):
-    """The module `benchmarks.<name>` of this checkout."""
-    if not (_REPO / "benchmarks" / f"{name}.py").is_file():
-        raise click.ClickException(f"benchmarks/{name}.py not found in {_REPO}: the benchmarks "
-                                   "run from a clone of the repository (pip install -e .)")
-    if str(_REPO) not in sys.path:
-        sys.path.insert(0, str(_REPO))
-    return importlib.import_module(f"benchmarks.{name}")
+    """The module `lcengine.benchmarks.<name>`."""
+    try:
+        return importlib.import_module(f"lcengine.benchmarks.{name}")
+    except ModuleNotFoundError as err:
+        if err.name not in ("lcengine.benchmarks", f"lcengine.benchmarks.{name}"):
+            raise
+        raise click.ClickException(f"the benchmark lcengine.benchmarks.{name} is not installed "
+                                   "(reinstall lcengine, or run from a checkout)") from None
 
 
 @click.group()
@@ -46,7 +44,7 @@ def bench():
               help="Timed calls per op after a warm-up call; the best is reported.")
 @click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Timing passes over all layers; each op's best call of all rounds is "
-                   "reported (spreads its calls over the run on a shared machine).")
+                   "reported (spreads its calls over the host's slow and fast phases).")
 @click.option("--check-batch", type=int, default=8, show_default=True,
               help="Batch of the correctness check against the reference (same geometry).")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,

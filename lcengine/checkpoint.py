@@ -8,18 +8,23 @@ A checkpoint is a directory RUN_DIR/checkpoints/<tag>/ holding
 Every file is written to a temporary name, fsynced and renamed over (os.replace), and the
 directory is fsynced, so a checkpoint whose manifest matches its files is complete; anything else
 does not count. Tags sort in the order they were written. `save` keeps the newest `KEEP`
-complete checkpoints; `load_latest` takes the newest complete one.
+complete checkpoints; a save that fails (a full disk) removes what it began and raises a
+one-line `StorageError`. `load_latest` takes the newest complete checkpoint whose content also
+loads and passes the caller's check (a manifest can be consistent with files that are not: a
+`state.json` of `{}`), and says which newer ones it skipped.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .storage import StorageError, explain, file_digest
 
 MANIFEST = "MANIFEST.json"
 FILES = ("arrays.npz", "state.json")
@@ -101,30 +106,27 @@ def join_arrays(tree, arrays):
 def save(run_dir: Path, tag: str, state: dict, to_numpy) -> Path:
     """Commit `state` (nested dicts/lists of scalars and arrays) as checkpoint `tag`."""
     root = checkpoints_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
     path = root / tag
-    path.mkdir(exist_ok=True)
-    (path / MANIFEST).unlink(missing_ok=True)      # rewriting a tag: it is incomplete until done
-    fsync_dir(path)
-    tree, arrays = split_arrays(state, to_numpy)
-    _atomic_write(path / FILES[0], lambda f: np.savez(f, **arrays))
-    atomic_write_text(path / FILES[1], json.dumps(tree))
-    manifest = {"files": {name: _describe(path / name) for name in FILES}}
-    atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=1))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        path.mkdir(exist_ok=True)
+        (path / MANIFEST).unlink(missing_ok=True)  # rewriting a tag: it is incomplete until done
+        fsync_dir(path)
+        tree, arrays = split_arrays(state, to_numpy)
+        _atomic_write(path / FILES[0], lambda f: np.savez(f, **arrays))
+        atomic_write_text(path / FILES[1], json.dumps(tree))
+        manifest = {"files": {name: _describe(path / name) for name in FILES}}
+        atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=1))
+    except OSError as err:
+        shutil.rmtree(path, ignore_errors=True)
+        raise StorageError(explain(path, err, f"the previous checkpoint is kept; make room, then "
+                                              f"continue with: lcengine train --resume {run_dir}"))
     _prune(root, keep=path.name)
     return path
 
 
 def _describe(path: Path) -> dict:
-    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return {"bytes": path.stat().st_size, "sha256": file_digest(path)}
 
 
 def problem(path: Path) -> str | None:
@@ -157,6 +159,18 @@ def _prune(root: Path, keep: str) -> None:
 
 def latest(run_dir: Path) -> tuple[Path, list[str]]:
     """The newest complete checkpoint of a run, and a line for each newer one that was skipped."""
+    path, _, skipped = _newest(run_dir, read=False)
+    return path, skipped
+
+
+def load_latest(run_dir: Path, check=None) -> tuple[Path, dict, list[str]]:
+    """The newest complete checkpoint whose content loads and passes `check(state)` (which
+    raises CheckpointError to refuse it): its path, its state, a line for each newer one
+    skipped."""
+    return _newest(run_dir, read=True, check=check)
+
+
+def _newest(run_dir: Path, read: bool, check=None):
     root = checkpoints_dir(run_dir)
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"{run_dir}: no such run directory")
@@ -165,8 +179,16 @@ def latest(run_dir: Path) -> tuple[Path, list[str]]:
     skipped = []
     for path in tags:
         why = problem(path)
+        if why is None and not read:
+            return path, None, skipped
         if why is None:
-            return path, skipped
+            try:
+                state = _read(path)
+                if check is not None:
+                    check(state)
+                return path, state, skipped
+            except CheckpointError as err:
+                why = str(err)
         skipped.append(f"{path}: skipped, {why}")
     raise CheckpointError(f"{root}: no complete checkpoint" + (f" ({'; '.join(skipped)})"
                                                                if skipped else ""))
@@ -177,7 +199,20 @@ def load(path: Path) -> dict:
     why = problem(path)
     if why is not None:
         raise CheckpointError(f"{path}: {why}")
-    tree = json.loads((path / FILES[1]).read_text())
-    with np.load(path / FILES[0], allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    return join_arrays(tree, arrays)
+    try:
+        return _read(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+def _read(path: Path) -> dict:
+    try:
+        tree = json.loads((path / FILES[1]).read_text())
+        with np.load(path / FILES[0], allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        state = join_arrays(tree, arrays)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"unreadable content ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{FILES[1]} holds no state")
+    return state

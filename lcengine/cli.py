@@ -1,4 +1,5 @@
-"""`lcengine`: train, eval, report, info — and prep (data_prep) and bench (lcengine.bench).
+"""`lcengine`: train, eval, report, info — and prep (data_prep), bench (lcengine.bench) and sweep
+(lcengine.sweep).
 
 Every `train` option is a field of `config.TrainConfig`; the options are generated from the
 fields, so the two cannot drift apart. Options arrive as strings and are checked by the same
@@ -8,14 +9,18 @@ failure the user can fix is one line (click.ClickException), naming the option o
 
 from __future__ import annotations
 
+from .ops.cpu.host_threads import blas_threads_sleep_soon
+
+blas_threads_sleep_soon()           # first: OpenBLAS reads its idle timeout when NumPy loads it
+
+import os
 import time
 from dataclasses import fields
 from pathlib import Path
 
 import click
-from data_prep.cli import prep
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, datahome, distributed, storage
 from . import train as training
 from .bench import bench
 from .backend import BackendError, get_backend
@@ -25,14 +30,30 @@ from .nets import ARCHS, describe_arch
 from .rules import RULES
 
 #: errors whose message is the whole story for the user
-USER_ERRORS = (ConfigError, DataError, BackendError, checkpoint.CheckpointError)
+USER_ERRORS = (ConfigError, DataError, BackendError, checkpoint.CheckpointError,
+               distributed.DistributedError, storage.StorageError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The commands, with `prep` imported from data_prep only when it is asked for: lcengine
+    and data_prep do not import each other at package level."""
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), "prep"])
+
+    def get_command(self, ctx, name):
+        if name == "prep":
+            from data_prep.cli import prep
+            return prep
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lcengine")
 def main():
     """Deep nets trained with BP, FA, DFA and the target-propagation family (Bartunov et al.
-    2018), every pass written by hand on NumPy/CuPy."""
+    2018), and the sign-symmetry and Kolen-Pollack rules, every pass written by hand on
+    NumPy/CuPy."""
 
 
 def config_options(command):
@@ -55,35 +76,55 @@ def config_options(command):
 @click.option("--config", "config_file", metavar="FILE", help="TOML file of option values "
               "(keys = option names); command-line options win")
 @click.option("--resume", metavar="RUN_DIR", help="continue a run from its newest complete "
-              "checkpoint, bit for bit (only --epochs may be given with it)")
+              "checkpoint, bit for bit (only --epochs, and --data if the shards moved, may be "
+              "given with it)")
 def train(preset, config_file, resume, **options):
     """Train a network; each epoch: train, evaluate, checkpoint, append to metrics.jsonl.
 
     Defaults: BP on the paper's MNIST FC net, the embedded MNIST subset; optimiser and rule
-    hyper-parameters from the paper's Table 5 for the chosen setting."""
+    hyper-parameters from the paper's Table 5 for the chosen setting.
+
+    Under `mpiexec -n K`, K data-parallel processes share every minibatch (--batch-size is the
+    whole minibatch), with the same result as one process; rank 0 prints and writes."""
     given = {name: value for name, value in options.items() if value is not None}
     run_dir = Path(resume) if resume is not None else None
     try:
+        group = distributed.world()
+    except distributed.DistributedError as err:
+        raise _exit(str(err)) from None
+    echo = click.echo if group.root else _quiet
+    try:
         if resume is not None:
-            history = _resume(run_dir, preset, config_file, given)
+            history = _resume(run_dir, preset, config_file, given, echo)
         else:
-            config = _fresh_config(preset, config_file, given)
+            config = _fresh_config(preset, config_file, given, group, echo)
             run_dir = Path(config.out)
-            history = training.start(config, run_dir, echo=click.echo)
-    except training.Interrupted as err:
-        raise _exit(str(err), 130) from None
-    except training.Diverged as err:
+            history = training.start(config, run_dir, echo=echo)
+    except training.Interrupted as err:                 # every process stops at the same step
+        raise (_exit(str(err), err.exit_code) if group.root
+               else click.exceptions.Exit(err.exit_code)) from None
+    except training.Diverged as err:                    # every process sees the same losses
+        if not group.root:
+            raise click.exceptions.Exit(1) from None
         kept = checkpoint.latest(run_dir)[0]
         raise _exit(f"stopped: {err}; the last good checkpoint {kept} is kept") from None
     except USER_ERRORS as err:
+        if group.size > 1:              # maybe this process alone: end them all, not a hang
+            click.echo(f"Error: rank {group.rank}: {err}", err=True)
+            group.abort(1)
         raise _exit(str(err)) from None
     last, best = history[-1], min(history, key=lambda r: r["test_error"])
-    click.echo(f"done: final test error {last['test_error']:.2f}%, best {best['test_error']:.2f}% "
+    echo(f"done: final test error {last['test_error']:.2f}%, best {best['test_error']:.2f}% "
                f"(epoch {best['epoch']}); run directory {run_dir}")
 
 
-def _fresh_config(preset, config_file, given) -> TrainConfig:
-    """Resolve preset < config file < command line, pick the run directory, print the result."""
+def _quiet(*args, **kwargs) -> None:
+    """The echo of data-parallel processes other than rank 0."""
+
+
+def _fresh_config(preset, config_file, given, group, echo) -> TrainConfig:
+    """Resolve preset < config file < command line, pick the run directory (rank 0's, on every
+    process), print the result."""
     layers = []
     if preset is not None:
         layers.append((f"preset {preset}", read_preset(preset)))
@@ -92,29 +133,33 @@ def _fresh_config(preset, config_file, given) -> TrainConfig:
     layers.append(("command line", {name: coerce(name, value, "--" + name.replace("_", "-"))
                                     for name, value in given.items()}))
     config, notes = resolve(layers)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = group.broadcast(time.strftime("%Y%m%d-%H%M%S"))
     run_dir = Path(config.out or Path("runs") / f"{config.setting()}-{stamp}")
-    if run_dir.exists():
+    if group.broadcast(run_dir.exists()):
         raise ConfigError(f"{run_dir}: run directory exists; continue it with --resume "
                           f"{run_dir}, or choose another --out")
     config.out = str(run_dir)
+    if config.data is not None:     # so that --resume works from any directory
+        config.data = os.path.abspath(config.data)
     get_backend(config.device, config.kernels)          # fail before anything is written
-    click.echo(f"# lcengine {__version__}: resolved configuration (saved as "
-               f"{run_dir / training.CONFIG})")
+    echo(f"# lcengine {__version__}: resolved configuration (saved as {run_dir / training.CONFIG})"
+         + (f", {group.size} data-parallel processes" if group.size > 1 else ""))
     for note in notes:
-        click.echo(f"# {note}")
-    click.echo(config.to_toml(), nl=False)
+        echo(f"# {note}")
+    echo(config.to_toml(), nl=False)
     return config
 
 
-def _resume(run_dir: Path, preset, config_file, given) -> list[dict]:
-    others = sorted(set(given) - {"epochs"}) + [o for o, v in (("preset", preset),
-                                                               ("config", config_file)) if v]
+def _resume(run_dir: Path, preset, config_file, given, echo) -> list[dict]:
+    others = sorted(set(given) - {"epochs", "data"}) + [o for o, v in (("preset", preset),
+                                                                       ("config", config_file))
+                                                        if v]
     if others:
         raise ConfigError(f"--resume takes the configuration from the checkpoint; only --epochs "
-                          f"may be given with it, not --{others[0].replace('_', '-')}")
+                          f"and --data (shards that moved) may be given with it, not "
+                          f"--{others[0].replace('_', '-')}")
     epochs = coerce("epochs", given["epochs"], "--epochs") if "epochs" in given else None
-    return training.resume(run_dir, epochs, echo=click.echo)
+    return training.resume(run_dir, epochs, echo=echo, data=given.get("data"))
 
 
 def _exit(message: str, code: int = 1) -> click.ClickException:
@@ -163,9 +208,10 @@ def evaluate(run_dir, split, data, limit, device):
 @click.option("--figures", metavar="DIR", help="--compare: where the PNGs go [default: "
               "figures/ beside FILE, else ./figures]")
 def report(run_dirs, markdown, compare, figures):
-    """Best and final errors of runs beside the paper's; learning curves in RUN_DIR/curves.png
-    (--compare: per (dataset, arch), and nothing is written into the runs)."""
-    from .report import ReportError, curves, read_run, table   # matplotlib: only when asked
+    """Best and final errors of runs beside the paper's; learning curves in RUN_DIR/curves.png,
+    per-layer angles (to BP's gradient; feedback B to W) in RUN_DIR/angles.png (--compare: per
+    (dataset, arch), and nothing is written into the runs)."""
+    from .report import ReportError, angle_curves, curves, read_run, table   # matplotlib: asked
 
     try:
         runs = [read_run(Path(d)) for d in run_dirs]
@@ -184,11 +230,14 @@ def report(run_dirs, markdown, compare, figures):
     for run in runs:
         if run.history:
             click.echo(f"curves: {curves(run)}")
+            angles = angle_curves(run)
+            if angles:
+                click.echo(f"angles: {angles}")
 
 
 @main.command()
 def info():
-    """Backend, op faces, architectures with weight counts, rules and presets."""
+    """Backend, op faces, architectures with weight counts, rules, presets and the data home."""
     backend = get_backend("cpu")
     click.echo(f"lcengine {__version__}; backend {backend.name}: "
                + ", ".join(f"{family}={face}" for family, face in backend.faces.items()))
@@ -204,8 +253,15 @@ def info():
         click.echo(f"  {arch:14s} {sum(r.n_weights for r in rows) / 1e6:8.2f}M  {layers}")
     click.echo(f"rules: {', '.join(RULES)}")
     click.echo(f"presets: {', '.join(sorted(presets()))}")
+    prepared = datahome.describe_prepared()
+    click.echo(f"data home: {datahome.data_home()} ({datahome.home_origin()}); "
+               + ("prepared:" if prepared else "nothing prepared yet (lcengine prep DATASET)"))
+    for line in prepared:
+        click.echo("  " + line)
 
 
-
-main.add_command(prep)
 main.add_command(bench)
+
+from .sweep.command import sweep  # noqa: E402  (it builds on config_options above)
+
+main.add_command(sweep)

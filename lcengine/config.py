@@ -1,7 +1,8 @@
 """The run configuration: one typed dataclass whose fields are exactly `lcengine train`'s options.
 
 Where each value comes from, lowest precedence first:
-  1. the defaults below (None for a hyper-parameter means "the paper's value");
+  1. the defaults below (None for a hyper-parameter means "the paper's value"; for arch, the
+     paper's net for the dataset; for data, the dataset's shards in the data home, datahome.py);
   2. the paper's Table 5 for (dataset, arch, algo, schedule) — see paper_hyperparams.py;
   3. a preset (`--preset NAME`: lcengine/presets/NAME.toml);
   4. a config file (`--config FILE`: TOML, the same keys as the fields);
@@ -18,12 +19,14 @@ from dataclasses import dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
 
+from . import datahome
 from .paper_hyperparams import table5
 from .rules import RULES
 from .rules.target_prop import LOCAL_LOSSES, TargetProp
 
-ALGOS = ("bp", "fa", "dfa", "tp", "dtp", "sdtp", "ao-sdtp")
+ALGOS = ("bp", "fa", "dfa", "tp", "dtp", "sdtp", "ao-sdtp", "usf", "brsf", "frsf", "kp")
 TP_FAMILY = ("tp", "dtp", "sdtp", "ao-sdtp")
+SIGN_SYMMETRY = ("usf", "brsf", "frsf")
 SCHEDULES = ("alternating", "parallel")
 DATASETS = ("mnist-mini", "mnist", "cifar10", "imagenet")
 ARCHS = ("fc", "lc", "conv")
@@ -32,13 +35,20 @@ KERNELS = ("fast", "ref")
 #: the paper's network family of each dataset (nets.py names nets "<family>-<arch>")
 NET_OF_DATASET = {"mnist-mini": "mnist", "mnist": "mnist", "cifar10": "cifar",
                   "imagenet": "imagenet"}
+#: the net when --arch is not given, and why: lc is the paper's only ImageNet net; Table 1 has
+#: an fc and an lc net for MNIST and CIFAR-10 (conv is the BP baseline), fc in its first column
+PAPER_ARCH = {"mnist-mini": ("fc", "the first of Table 1's MNIST nets (fc, lc)"),
+              "mnist": ("fc", "the first of Table 1's MNIST nets (fc, lc)"),
+              "cifar10": ("fc", "the first of Table 1's CIFAR-10 nets (fc, lc)"),
+              "imagenet": ("lc", "the paper's only ImageNet net")}
 #: the split each dataset is evaluated on: ILSVRC-2012's test labels were never published, so
 #: ImageNet is evaluated on val (as in the paper's Table 2); lcengine prep writes these names
 EVAL_SPLIT = {"mnist-mini": "test", "mnist": "test", "cifar10": "test", "imagenet": "val"}
 #: config field -> the rules' hyper-parameter name (rules.make_rule takes these; the optimisers
 #: take the others)
 RULE_FIELDS = {"alpha": "alpha", "sigma": "sigma", "aux_units": "aux",
-               "feedback_scale": "feedback_scale", "local_loss": "local_loss"}
+               "feedback_scale": "feedback_scale", "local_loss": "local_loss",
+               "weight_decay": "weight_decay"}
 #: which rules take each rule-specific field; every other rule must leave it None
 APPLIES = {
     "schedule": TP_FAMILY,
@@ -48,6 +58,8 @@ APPLIES = {
 }
 #: AO-SDTP's auxiliary output size: 512 in the paper's CIFAR runs (§3.2), MNIST's not stated
 AUX_UNITS = RULES["ao-sdtp"].defaults["aux"]
+#: KP's weight decay λ unless asked otherwise (the source's value, rules/kp.py)
+KP_WEIGHT_DECAY = RULES["kp"].defaults["weight_decay"]
 #: the TP family's local losses unless asked otherwise: summed over units, as the DTP code does
 LOCAL_LOSS = TargetProp.defaults["local_loss"]
 
@@ -75,11 +87,13 @@ class TrainConfig:
     schedule: str | None = _opt(None, str, "TP family only: alternate whole inverse and forward "
                                 "epochs, or update both every batch [default: alternating, the "
                                 "paper's better one]", SCHEDULES)
-    dataset: str = _opt("mnist-mini", str, "dataset; mnist-mini is embedded, the others need "
-                        "--data", DATASETS)
-    data: str | None = _opt(None, Path, "directory of prepared shards (lcengine prep)")
-    arch: str = _opt("fc", str, "the paper's fully-connected, locally-connected or conv net "
-                     "for the dataset", ARCHS)
+    dataset: str = _opt("mnist-mini", str, "dataset; mnist-mini is embedded, the others are "
+                        "read from --data", DATASETS)
+    data: str | None = _opt(None, Path, "directory of prepared shards (lcengine prep) [default: "
+                            f"DATA_HOME/DATASET; DATA_HOME is ${datahome.ENV} or a per-user "
+                            "directory, see `lcengine info`]")
+    arch: str | None = _opt(None, str, "the paper's fully-connected, locally-connected or conv "
+                            "net for the dataset [default: fc; lc for imagenet]", ARCHS)
     width: float = _opt(1.0, float, "multiply every hidden layer's units/channels", check=_POSITIVE)
     # how long, how, where
     epochs: int = _opt(10, int, "epochs (alternating TP: one epoch = an inverse pass plus a "
@@ -126,8 +140,12 @@ class TrainConfig:
                                   choices=LOCAL_LOSSES)
     aux_units: int | None = _opt(None, int, f"AO-SDTP: auxiliary output units [default: "
                                  f"{AUX_UNITS}]", check=_AT_LEAST_1)
-    feedback_scale: float | None = _opt(None, float, "FA/DFA: feedback weights ~ U(±scale) "
+    feedback_scale: float | None = _opt(None, float, "FA/DFA/KP: feedback weights ~ U(±scale); "
+                                        "usf/brsf/frsf: their magnitudes those of U(±scale) "
                                         "[default: each layer's Glorot limit]", check=_POSITIVE)
+    weight_decay: float | None = _opt(None, float, "KP: W and B shrink by (1 − λ) every step "
+                                      f"[default: {KP_WEIGHT_DECAY:g}, Akrout et al.]",
+                                      check=_NON_NEGATIVE)
 
     @property
     def net(self) -> str:
@@ -235,10 +253,15 @@ def read_toml(path: Path, label: str | None = None) -> dict:
     return values
 
 
-def presets() -> dict[str, Path]:
-    directory = files("lcengine") / "presets"
+def shipped_tomls(package: str, folder: str) -> dict[str, Path]:
+    """The TOML files in `folder` of installed `package`, by name (the file name less .toml)."""
+    directory = files(package) / folder
     return {Path(p.name).stem: Path(str(p)) for p in directory.iterdir()
             if p.name.endswith(".toml")}
+
+
+def presets() -> dict[str, Path]:
+    return shipped_tomls("lcengine", "presets")
 
 
 def read_preset(name: str) -> dict:
@@ -259,7 +282,7 @@ def resolve(layers: list[tuple[str, dict]]) -> tuple[TrainConfig, list[str]]:
             origin.source[name] = source
     config = TrainConfig(**given)
     _check_combination(config, origin)
-    notes = []
+    notes = _dataset_defaults(config)
     if config.algo in TP_FAMILY and config.schedule is None:
         config.schedule = "alternating"
     if config.algo in TP_FAMILY and config.local_loss is None:
@@ -276,7 +299,22 @@ def resolve(layers: list[tuple[str, dict]]) -> tuple[TrainConfig, list[str]]:
     if config.algo == "ao-sdtp" and config.aux_units is None:
         config.aux_units = AUX_UNITS
         notes.append(f"aux_units {AUX_UNITS}, as in the paper's CIFAR-10 runs (§3.2)")
+    if config.algo == "kp" and config.weight_decay is None:
+        config.weight_decay = KP_WEIGHT_DECAY
+        notes.append(f"weight_decay {KP_WEIGHT_DECAY:g}, Akrout et al.'s (rules/kp.py)")
     return config, notes
+
+
+def _dataset_defaults(config: TrainConfig) -> list[str]:
+    """Fill in the paper's net for the dataset and the data home's shards; say so."""
+    notes = []
+    if config.arch is None:
+        config.arch, why = PAPER_ARCH[config.dataset]
+        notes.append(f"arch {config.arch}: {why}")
+    if config.data is None and config.dataset != "mnist-mini":
+        config.data = str(datahome.prepared_dir(config.dataset))
+        notes.append(f"data {config.data}: the data home ({datahome.home_origin()})")
+    return notes
 
 
 def _check_combination(config: TrainConfig, origin: Origins) -> None:
@@ -290,8 +328,5 @@ def _check_combination(config: TrainConfig, origin: Origins) -> None:
     if config.dataset == "mnist-mini":
         if config.data is not None:
             raise ConfigError(f"{origin('data')}: mnist-mini is embedded and takes no --data")
-    elif config.data is None:
-        raise ConfigError(f"--dataset {config.dataset} needs --data DIR, a directory of prepared "
-                          f"shards (lcengine prep {config.dataset} --out DIR)")
-    elif not Path(config.data).is_dir():
+    elif config.data is not None and not Path(config.data).is_dir():
         raise ConfigError(f"{origin('data')}: {config.data}: no such directory")

@@ -44,3 +44,18 @@ def alignment(rule, bp_rule, x, labels, keys=None) -> dict:
     got = rule.gradients(x, labels, "forward").forward
     ref = bp_rule.gradients(x, labels, "forward").forward
     return alignment_angles(got, ref, keys)
+
+
+def feedback_angles(rule) -> dict:
+    """{"B.{l-1}": degrees} between each feedback array B_l a rule sends errors back through in
+    W_l's place and W_l itself (FA, the sign-symmetry family, KP); {} for a rule without one.
+    A rule that draws its B_l per call (brSF) draws here too: keep its RNG aside if it matters."""
+    feedback = getattr(rule, "feedback_weights", None)
+    if feedback is None:
+        return {}
+    angles = {}
+    for l in range(2, rule.L + 1):
+        B = feedback(l)
+        if B is not None:
+            angles[f"B.{l - 1}"] = angle(B, rule.layer(l).params["W"])
+    return angles

@@ -8,6 +8,9 @@ Gaps, and what we chose (the paper gives no values for these settings):
     the auxiliary output, so SDTP's optimum is the closest measured one).
   * vanilla TP was never run: it uses DTP's values for the same schedule (same two losses and α).
   * only BP has a ConvNet column: FA, DFA and the TP family on `conv` use their LC values.
+  * the sign-symmetry rules (usf, brsf, frsf) and KP came after the paper: they use FA's values
+    for the same setting (they are FA with other feedback weights, so FA's optimum is the
+    closest measured one); KP's B is updated by W's Adam, with W's learning rate.
   * ImageNet lacks SDTP-alternating, AO-SDTP and DFA (DFA ran out of memory): SDTP-parallel's
     values stand in for the SDTP family, and CIFAR-LC's DFA column for DFA.
 """
@@ -78,13 +81,16 @@ TABLE5 = {
     },
 }
 
+#: rules after the paper that take FA's column
+FA_LIKE = ("usf", "brsf", "frsf", "kp")
+
 NET_NAMES = {"mnist": "MNIST", "cifar": "CIFAR-10", "imagenet": "ImageNet"}
 
 
 def table5(net: str, arch: str, algo: str, schedule: str | None) -> tuple[dict, str]:
     """(values, note) for a setting; `net` is "mnist", "cifar" or "imagenet"."""
     notes = []
-    column = {"tp": "dtp", "ao-sdtp": "sdtp"}.get(algo, algo)
+    column = {"tp": "dtp", "ao-sdtp": "sdtp", **{rule: "fa" for rule in FA_LIKE}}.get(algo, algo)
     if column != algo:
         notes.append(f"{algo} has no column, {column.upper()}'s values")
     if schedule is not None:

@@ -102,6 +102,15 @@ def table(runs: list[RunRecord]) -> str:
     return text
 
 
+def save_png(fig, path: Path) -> Path:
+    """Write `fig` to `path` as a PNG (whole or not at all) and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
 def curves(run: RunRecord) -> Path:
     """RUN_DIR/curves.png: train and test error per epoch, and the paper's best test error."""
     h, c = run.history, run.config
@@ -123,10 +132,28 @@ def curves(run: RunRecord) -> Path:
     return save_png(fig, run.run_dir / "curves.png")
 
 
-def save_png(fig, path: Path) -> Path:
-    """Write `fig` to `path` as a PNG (whole or not at all) and close it."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+#: the epoch record's per-layer angles, and what each panel of angles.png calls them
+ANGLES = {"alignment_deg": "W-update to BP's gradient", "feedback_deg": "feedback B_l to W_l"}
+
+
+def angle_curves(run: RunRecord) -> Path | None:
+    """RUN_DIR/angles.png: per layer and epoch, the angle of the rule's W-update to BP's gradient
+    and, for rules with feedback weights (FA, sign-symmetry, KP), of B_l to W_l; None for a
+    run without angles (BP)."""
+    kinds = [k for k in ANGLES if run.history[-1].get(k)]
+    if not kinds:
+        return None
+    fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4), squeeze=False)
+    epochs = [r["epoch"] for r in run.history]
+    for ax, kind in zip(axes[0], kinds):
+        for key in run.history[-1][kind]:
+            layer = int(next(part for part in key.split(".") if part.isdigit())) + 1
+            ax.plot(epochs, [r.get(kind, {}).get(key, float("nan")) for r in run.history], ".-",
+                    label=f"layer {layer}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("angle (degrees)")
+        ax.set_title(f"{run.config.setting()}: {ANGLES[kind]}")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return save_png(fig, run.run_dir / "angles.png")

@@ -7,14 +7,20 @@
                   one epoch = one inverse pass + one forward pass) — over minibatches:
                   rule.gradients → optimiser steps (`train_step`) → the losses read back and
                   checked every SYNC_EVERY steps (`Pending`); then train and test error,
-                  the angles to BP's gradient on one fixed minibatch; then the record →
+                  the angles to BP's gradient on one fixed minibatch and those of the
+                  feedback arrays B_l to W_l (FA, sign-symmetry, KP); then the record →
                   checkpoint → metrics.jsonl → one printed line.
+
+Under `mpiexec -n K` the same loop runs on K data-parallel processes (`lcengine.distributed`):
+each takes its rows of every minibatch, the gradients are summed before any update, the
+evaluation's counts are summed, and only rank 0 writes the run directory and prints.
 
 Resuming is bit for bit: the loader's order and augmentation are pure functions of (seed, epoch,
 batch), and the checkpoint holds every parameter, optimiser moment, fixed random array, RNG
-state and the position (epoch, phase, batch). Ctrl-C is noticed between minibatches: the run
-checkpoints where it stands and stops. A NaN or exploding loss stops the run before anything is
-saved, so the last good checkpoint stays the newest.
+state and the position (epoch, phase, batch). Ctrl-C or SIGTERM is noticed between minibatches:
+the run checkpoints where it stands and stops. A NaN or exploding loss stops the run before
+anything is saved, so the last good checkpoint stays the newest. One process at a time writes a
+run directory (`storage.hold`, for as long as `start` or `resume` runs).
 """
 
 from __future__ import annotations
@@ -24,22 +30,22 @@ import math
 import os
 import signal
 import time
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numba
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed, storage
 from .backend import get_backend
-from .config import TP_FAMILY, TrainConfig
+from .config import TP_FAMILY, ConfigError, TrainConfig
 from .data import DataError, Loader, open_shards
-from .metrics import alignment, top_k_error
+from .metrics import alignment, feedback_angles, top_k_error
 from .nets import build_network
 from .optim import Adam
 from .rules import make_rule
+from .rules.base import Step
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.toml"
@@ -52,7 +58,12 @@ class Diverged(RuntimeError):
 
 
 class Interrupted(RuntimeError):
-    """Ctrl-C: the run was checkpointed where it stood; the message says how to resume."""
+    """Ctrl-C or SIGTERM: the run was checkpointed where it stood; the message says how to
+    resume; `exit_code` is the shell's for that signal (130, 143)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 @dataclass
@@ -76,6 +87,9 @@ class Run:
 
     def __init__(self, config: TrainConfig):
         self.config = config
+        self.group = distributed.world()
+        if config.device == "gpu":
+            self.group.use_local_gpu()
         self.backend = get_backend(config.device, config.kernels)
         source = config.data or config.dataset
         self.train_set = open_shards(source, "train")
@@ -84,11 +98,18 @@ class Run:
         if self.train_set.dataset != expected:
             raise DataError(f"{source}: holds {self.train_set.dataset!r} shards, but --dataset is "
                             f"{config.dataset}")
+        for shards in (self.train_set, self.test_set):
+            if shards.count == 0:
+                raise DataError(f"{shards.directory}: split {shards.split} holds no images (all "
+                                "were skipped at prep; see its manifest); prepare it again")
         self.rng = self.backend.rng(config.seed)
         self.net = build_network(config.net, self.backend, self.rng, width=config.width,
                                  input_shape=self.train_set.image_shape,
                                  n_classes=self.train_set.n_classes)
-        self.rule = make_rule(config.algo, self.net, config.rule_hp(), self.rng)
+        # on K processes the rule draws its noise for the whole minibatch and keeps its rows
+        self.rule_rng = self.rng if self.group.size == 1 else \
+            distributed.PartRng(self.rng, self.backend.xp)
+        self.rule = make_rule(config.algo, self.net, config.rule_hp(), self.rule_rng)
         self.bp = None if config.algo == "bp" else make_rule("bp", self.net, {}, self.rng)
         self.optimisers = {"forward": Adam(self.rule.forward_params(), config.lr, config.beta1,
                                            config.beta2, config.eps, backend=self.backend)}
@@ -98,10 +119,32 @@ class Run:
                                               backend=self.backend)
         common = dict(batch_size=config.batch_size, seed=config.seed, backend=self.backend,
                       workers=config.workers)
-        self.train_loader = Loader(self.train_set, train=True, **common)
-        self.train_eval_loader = Loader(self.train_set, train=False, shuffle=False, **common)
-        self.test_loader = Loader(self.test_set, train=False, shuffle=False, **common)
+        part = dict(part=(self.group.rank, self.group.size))
+        self.train_loader = Loader(self.train_set, train=True, **common, **part)
+        self.train_eval_loader = Loader(self.train_set, train=False, shuffle=False, **common,
+                                        **part)
+        self.test_loader = Loader(self.test_set, train=False, shuffle=False, **common, **part)
+        # the angles to BP are measured on rank 0 on the whole first minibatch
+        self.align_loader = self.train_eval_loader if self.group.size == 1 else \
+            Loader(self.train_set, train=False, shuffle=False, **common)
+        self.reducer = self.group.reducer(self.backend)
         self.chance_loss = math.log(self.train_set.n_classes)
+        self._check_split()
+
+    def _check_split(self) -> None:
+        """Every process must hold at least one row of every training minibatch."""
+        size, batch = self.group.size, self.config.batch_size
+        if size == 1:
+            return
+        if batch < size:
+            raise distributed.DistributedError(
+                f"--batch-size {batch} is the whole minibatch, shared by {size} processes: give "
+                f"at least {size}")
+        last = min(self.train_set.count, self.phase_batches() * batch) % batch
+        if 0 < last < size:
+            raise distributed.DistributedError(
+                f"the last minibatch of an epoch holds {last} images, fewer than the {size} "
+                f"processes: choose a --batch-size or --limit-train that leaves none so small")
 
     # --- what a checkpoint holds ---------------------------------------------------------
     def state(self) -> dict:
@@ -118,6 +161,10 @@ class Run:
                     f"checkpoint {part} parameters {sorted(state[part])} do not match this "
                     f"run's {sorted(mine)}")
             for key, array in mine.items():
+                if tuple(array.shape) != tuple(state[part][key].shape):
+                    raise checkpoint.CheckpointError(
+                        f"checkpoint parameter {key} has shape {state[part][key].shape}, this "
+                        f"run's {tuple(array.shape)}: the data's image shape or classes differ")
                 array[...] = self.backend.asarray(state[part][key])
         self.rule.load_state(state["rule"])
         for key, opt in self.optimisers.items():
@@ -131,8 +178,19 @@ class Run:
         full = len(self.train_loader)
         return full if limit is None else min(full, math.ceil(limit / self.config.batch_size))
 
-    def step(self, x, labels, phase: str):
-        return train_step(self.rule, self.optimisers, x, labels, phase)
+    def step(self, x, labels, phase: str, n: int | None = None, asked_to_stop=lambda: False):
+        """One minibatch of n images, of which this process holds the rows x. Afterwards
+        `self.stopping` says whether `asked_to_stop()` held, read at the step's end, on any
+        process (all agree, so all stop after the same minibatch)."""
+        if self.reducer is None:
+            result = train_step(self.rule, self.optimisers, x, labels, phase)
+            self.stopping = asked_to_stop()
+            return result
+        lo, hi = self.group.rows(n)
+        self.rule_rng.rows = (lo, hi, n)
+        result, self.stopping = data_parallel_step(self.rule, self.optimisers, self.reducer, x,
+                                                   labels, phase, (hi - lo) / n, asked_to_stop)
+        return result
 
     def check(self, values: dict, where: str) -> None:
         """Raise Diverged if a step's loss (or a local loss) is NaN or the loss exploded."""
@@ -148,39 +206,79 @@ class Run:
         count = loader.shards.count if limit is None else min(limit, loader.shards.count)
         n = wrong1 = wrong5 = 0
         loss = 0.0
-        for x, labels in take(loader, 0, 0, math.ceil(count / loader.batch_size)):
-            k = min(x.shape[0], count - n)
+        size = loader.batch_size
+        for b, (x, labels) in enumerate(take(loader, 0, 0, math.ceil(count / size))):
+            lo, hi = self.group.rows(loader.batch_rows(b))
+            k = max(0, min(hi - lo, count - (b * size + lo)))   # this process's rows to count
+            if k == 0:
+                continue
             x, labels = x[:k], labels[:k]
             logits = self.net.predict(x)
             loss += float(self.net.loss(logits, labels)[0]) * k
             wrong1 += top_k_error(logits, labels, 1) * k
             wrong5 += top_k_error(logits, labels, 5) * k
             n += k
+        n, wrong1, wrong5, loss = self.group.sum([n, wrong1, wrong5, loss])
         return {"error": 100.0 * wrong1 / n, "top5_error": 100.0 * wrong5 / n, "loss": loss / n}
 
     def alignment(self, x, labels) -> dict:
         """Degrees between each layer's W-update and BP's gradient; the RNG is left untouched,
         so measuring does not change training."""
-        if self.bp is None:
+        if self.bp is None or not self.group.root:
             return {}
         saved = self.rng.state
+        if self.group.size > 1:
+            self.rule_rng.rows = None                   # the whole minibatch is here
         angles = alignment(self.rule, self.bp, x, labels)
+        self.rng.state = saved
+        return {k: round(v, 3) for k, v in angles.items()}
+
+    def feedback_alignment(self) -> dict:
+        """Degrees between each feedback array B_l and W_l ({} for rules without one); the RNG
+        is left untouched (brSF draws its B_l here)."""
+        saved = self.rng.state
+        angles = feedback_angles(self.rule)
         self.rng.state = saved
         return {k: round(v, 3) for k, v in angles.items()}
 
 
 def train_step(rule, optimisers: dict, x, labels, phase: str):
-    """One minibatch: the rule's gradients, then the inverse and forward optimiser steps. The LC
-    layers' weight gradients are left to the optimisers, which compute them inside their updates
-    (`DeferredGradient`: each location's gradient goes from the cache straight into Adam). Nothing
-    is read back from the device (see Pending); `lcengine bench train` times this function."""
+    """One minibatch: the rule's gradients, then the inverse optimiser step, the rule's weight
+    decay (KP) and the forward optimiser step. The LC layers' weight gradients are left to the
+    optimisers, which compute them inside their updates (`DeferredGradient`: each location's
+    gradient goes from the cache straight into Adam). Nothing is read back from the device (see
+    Pending); `lcengine bench train` times this function."""
     with rule.deferring_weight_gradients():
         result = rule.gradients(x, labels, phase)
     if result.inverse:
         optimisers["inverse"].step(result.inverse)
     if result.forward:
+        rule.apply_weight_decay()
         optimisers["forward"].step(result.forward)
     return result
+
+
+def data_parallel_step(rule, optimisers: dict, reducer, x, labels, phase: str, weight: float,
+                       asked_to_stop):
+    """`train_step` on one of K processes holding `weight` of the minibatch's rows: each layer's
+    gradients go to the reducer as the rule computes them, the sums come back, then the same
+    optimiser steps run everywhere. The LC layers' weight gradients are computed, not deferred
+    (they must be summed before Adam applies them). The step's losses and `stop` are summed with
+    them: (Step of the whole minibatch, whether `asked_to_stop()` held on any process)."""
+    reducer.begin(weight)
+    with rule.publishing_gradients(reducer.add):
+        result = rule.gradients(x, labels, phase)
+    names = list(result.info)
+    forward, inverse, sums = reducer.finish(result.forward, result.inverse,
+                                            [result.loss, *result.info.values(),
+                                             float(asked_to_stop())])
+    if inverse:
+        optimisers["inverse"].step(inverse)
+    if forward:
+        rule.apply_weight_decay()
+        optimisers["forward"].step(forward)
+    loss, *info, stops = sums
+    return Step(loss, forward, inverse, dict(zip(names, info))), stops > 0
 
 
 class Pending:
@@ -219,26 +317,42 @@ def take(loader: Loader, epoch: int, start: int, stop: int):
 
 
 class InterruptFlag:
-    """The first Ctrl-C asks the loop to checkpoint and stop after the current minibatch (a
-    half-applied update must never be saved); a second one stops at once."""
+    """The first Ctrl-C, or SIGTERM (what a scheduler such as Slurm sends at the time limit),
+    asks the loop to checkpoint and stop after the current minibatch (a half-applied update must
+    never be saved); a second one stops at once."""
+
+    SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
     def __enter__(self):
-        self.requested = False
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.requested = 0              # or the signal's number
+        self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
+
+    def asked(self) -> bool:
+        return bool(self.requested)
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested = signum
+
+    def stop(self, where: str) -> Interrupted:
+        """The exception to stop with (a process stopped by another's signal says Ctrl-C's)."""
+        signum = self.requested or signal.SIGINT
+        return Interrupted(f"{self.SIGNALS[signum]} {where}", signum)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 @contextmanager
 def cpu_threads(n: int):
     """BLAS and Numba parallel regions limited to `n` threads while the block runs."""
+    # imported here: threadpoolctl sets KMP_DUPLICATE_LIB_OK in os.environ when it is imported,
+    # and importing lcengine changes no process state
+    from threadpoolctl import threadpool_limits
+
     previous = numba.get_num_threads()
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
@@ -253,45 +367,101 @@ def start(config: TrainConfig, run_dir: Path, echo=print) -> list[dict]:
     """Create `run_dir`, save the config and a checkpoint of the initial state, and train."""
     run = Run(config)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True)
-    checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
-    (run_dir / METRICS).touch()
-    position, history, tally = Position(), [], new_tally()
-    save(run, run_dir, position, history, tally)
-    return loop(run, run_dir, position, history, tally, echo)
+    if run.group.root:
+        storage.make_directory(run_dir, "choose another --out")
+    with one_writer(run_dir, "lcengine train"):
+        if run.group.root:
+            if (run_dir / CONFIG).exists():
+                raise ConfigError(f"{run_dir}: another run started here; continue it with "
+                                  f"--resume {run_dir}, or choose another --out")
+            with storage.reporting(run_dir, "choose another --out"):
+                checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+                (run_dir / METRICS).touch()
+        position, history, tally = Position(), [], new_tally()
+        save(run, run_dir, position, history, tally)
+        return loop(run, run_dir, position, history, tally, echo)
 
 
 def read_checkpoint(run_dir: Path, echo=print) -> dict:
-    path, skipped = checkpoint.latest(run_dir)
+    """The newest checkpoint that loads and holds a run's state; a line for each one skipped."""
+    _, state, skipped = checkpoint.load_latest(run_dir, check=check_state)
     for line in skipped:
         echo(line)
-    return checkpoint.load(path)
+    return state
+
+
+def check_state(state: dict) -> None:
+    missing = [k for k in ("config", "position", "history", "tally", "run") if k not in state]
+    if missing:
+        raise checkpoint.CheckpointError(f"state.json lacks {', '.join(missing)}")
+    try:
+        saved_config(state)
+    except TypeError as err:
+        raise checkpoint.CheckpointError(f"state.json holds no run configuration ({err})")
 
 
 def saved_config(state: dict) -> TrainConfig:
     return TrainConfig(**state["config"])
 
 
-def resume(run_dir: Path, epochs: int | None = None, echo=print) -> list[dict]:
-    """Continue a run from its newest complete checkpoint (optionally to a new epoch count)."""
+def resume(run_dir: Path, epochs: int | None = None, echo=print,
+           data: str | None = None) -> list[dict]:
+    """Continue a run from its newest complete checkpoint (optionally to a new epoch count, or
+    with its shards in a new place `data`: the same dataset and image shape)."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise checkpoint.CheckpointError(f"{run_dir}: no such run directory")
+    with one_writer(run_dir, "lcengine train --resume"):
+        return _resume(run_dir, epochs, echo, data)
+
+
+def one_writer(run_dir: Path, command: str):
+    """Rank 0 holds the run directory (storage.hold); the other processes write nothing."""
+    return storage.hold(run_dir, command) if distributed.world().root else nullcontext()
+
+
+def _resume(run_dir: Path, epochs: int | None, echo, data: str | None) -> list[dict]:
     state = read_checkpoint(run_dir, echo)
     config = saved_config(state)
     if epochs is not None:
         config.epochs = epochs
-        checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+    if data is not None:
+        config.data = moved_data(config, data)
+    elif config.data is not None and not Path(config.data).is_dir():
+        raise DataError(f"{config.data}: the run's shards are not there any more; if they moved, "
+                        f"give their new place: lcengine train --resume {run_dir} --data DIR")
     run = Run(config)
     run.load_state(state["run"])
     position = Position(**state["position"])
     history = state["history"]
-    # metrics.jsonl may hold a line written after the checkpoint we resume from: rewrite it
-    checkpoint.atomic_write_text(run_dir / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+    if run.group.root:
+        if epochs is not None or data is not None:
+            checkpoint.atomic_write_text(run_dir / CONFIG, config.to_toml())
+        # metrics.jsonl may hold a line written after the checkpoint we resume from: rewrite it
+        checkpoint.atomic_write_text(run_dir / METRICS,
+                                     "".join(json.dumps(r) + "\n" for r in history))
     echo(f"resuming {run_dir} at epoch {position.epoch + 1}, "
          f"{config.phases[position.phase]} pass, batch {position.batch}")
     return loop(run, run_dir, position, history, state["tally"], echo)
 
 
+def moved_data(config: TrainConfig, data: str) -> str:
+    """`data` as the absolute place of a run's shards (Run checks their dataset and shape)."""
+    if config.data is None:
+        raise ConfigError(f"--data: {config.dataset} is embedded and takes no --data")
+    if not Path(data).is_dir():
+        raise ConfigError(f"--data: {data}: no such directory")
+    return os.path.abspath(data)
+
+
 def save(run: Run, run_dir: Path, position: Position, history: list, tally: dict) -> Path:
+    """Checkpoint (rank 0, once every process has reached the same point with the same
+    parameters); the checkpoint's path."""
+    run.group.barrier()
+    run.group.check_identical({**run.rule.forward_params(), **run.rule.inverse_params()},
+                              run.backend.to_numpy)
+    if not run.group.root:
+        return checkpoint.checkpoints_dir(run_dir) / position.tag()
     state = {"config": asdict(run.config), "position": asdict(position), "history": history,
              "tally": tally, "run": run.state()}
     return checkpoint.save(run_dir, position.tag(), state, run.backend.to_numpy)
@@ -304,12 +474,15 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
     phases = config.phases
     n_batches = run.phase_batches()
     pass_images = min(run.train_set.count, n_batches * config.batch_size)
-    align_x, align_labels = next(take(run.train_eval_loader, 0, 0, 1))
+    align_x, align_labels = next(take(run.align_loader, 0, 0, 1))
+    if not run.group.root:
+        echo = _silent
     with InterruptFlag() as interrupt, cpu_threads(config.threads):
         for epoch in range(position.epoch, config.epochs):
             bar = tqdm(total=pass_images * len(phases), desc=f"epoch {epoch + 1}/{config.epochs}",
                        initial=position.phase * pass_images + position.batch * config.batch_size,
-                       unit="img", unit_scale=True, leave=False, disable=None, dynamic_ncols=True)
+                       unit="img", unit_scale=True, leave=False, dynamic_ncols=True,
+                       disable=None if run.group.root else True)
             with bar:
                 for p in range(position.phase, len(phases)):
                     stream = epoch * len(phases) + p       # each pass its own shuffle
@@ -318,17 +491,18 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
                     for b, (x, labels) in enumerate(take(run.train_loader, stream, position.batch,
                                                          n_batches), start=position.batch):
                         where = f"epoch {epoch + 1}, {phases[p]} pass, batch {b}"
-                        result = run.step(x, labels, phases[p])
-                        bar.update(x.shape[0])
-                        if pending.add(result, x.shape[0], phases[p], where):
+                        n = run.train_loader.batch_rows(b)
+                        result = run.step(x, labels, phases[p], n, interrupt.asked)
+                        bar.update(n)
+                        if pending.add(result, n, phases[p], where):
                             bar.set_postfix(loss=f"{pending.flush():.3f}", refresh=False)
-                        if interrupt.requested:
+                        if run.stopping:
                             pending.flush()
                             tally["seconds"] += time.perf_counter() - started
                             stopped = Position(epoch, p, b + 1)
                             path = save(run, run_dir, stopped, history, tally)
-                            raise Interrupted(f"interrupted at {where}; checkpoint {path}; "
-                                              f"continue with: lcengine train --resume {run_dir}")
+                            raise interrupt.stop(f"at {where}; checkpoint {path}; continue "
+                                                 f"with: lcengine train --resume {run_dir}")
                     pending.flush()
                     tally["seconds"] += time.perf_counter() - started
                     position = Position(epoch, p + 1, 0)
@@ -336,15 +510,22 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
             history.append(record)
             position, tally = Position(epoch + 1), new_tally()
             save(run, run_dir, position, history, tally)
-            with open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps(record) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            if run.group.root:
+                with storage.reporting(run_dir / METRICS, f"make room, then continue with: "
+                                       f"lcengine train --resume {run_dir}"), \
+                        open(run_dir / METRICS, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
             echo(summary_line(record, config))
-            if interrupt.requested:
-                raise Interrupted(f"interrupted after epoch {epoch + 1}; continue with: "
-                                  f"lcengine train --resume {run_dir}")
+            if run.group.sum([interrupt.requested])[0]:
+                raise interrupt.stop(f"after epoch {epoch + 1}; continue with: "
+                                     f"lcengine train --resume {run_dir}")
     return history
+
+
+def _silent(*args, **kwargs) -> None:
+    """The echo of processes other than rank 0."""
 
 
 def _count(tally: dict, loss: float, info: dict, n_images: int, phase: str) -> None:
@@ -372,6 +553,7 @@ def epoch_record(run: Run, epoch: int, tally: dict, history: list, x, labels) ->
         "images_per_s": round(tally["images"] / tally["seconds"], 1) if tally["seconds"] else None,
         "seconds": round(tally["seconds"], 3),
         "alignment_deg": run.alignment(x, labels),
+        "feedback_deg": run.feedback_alignment(),
         "info": {k: total / count for k, (total, count) in tally["info"].items()},
     }
     if config.dataset == "imagenet":
@@ -391,5 +573,8 @@ def summary_line(record: dict, config: TrainConfig) -> str:
         parts.append(f"{record['images_per_s']:.0f} img/s")
     if angles:
         parts.append(f"angles to BP {angles}°")
+    if record.get("feedback_deg"):
+        parts.append("B to W " + "/".join(f"{a:.0f}" for a in record["feedback_deg"].values())
+                     + "°")
     return "  ".join(parts)
 

@@ -4,6 +4,8 @@
                                            x and grad: one array, or dicts with the same keys
                                            (e.g. all parameters of a network).
     assert_close(got, ref, rtol, atol, ...) elementwise |got − ref| ≤ atol + rtol·|ref|
+                                           (atol a number, or one per element)
+    sum_rounding(dtype, depth, magnitude)  that atol for sums of `depth` products in `dtype`
 
 For each random unit-variance direction u (one draw per key, all seeded by `seed`), the
 central difference (f(x + εu) − f(x − εu)) / 2ε is compared with Σ ⟨grad, u⟩. Checking a few
@@ -27,7 +29,8 @@ def assert_close(got, ref, *, rtol, atol, seed=None, what="value"):
             f"{what}: {np.count_nonzero(excess > 0)}/{excess.size} elements off; worst at "
             f"{tuple(int(i) for i in worst)}: got {float(got[worst])!r}, "
             f"expected {float(ref[worst])!r} "
-            f"(|diff| {abs(got[worst] - ref[worst]):.3g} > atol {atol} + rtol {rtol}·|ref|); "
+            f"(|diff| {abs(got[worst] - ref[worst]):.3g} > atol "
+            f"{float(np.broadcast_to(atol, ref.shape)[worst]):.3g} + rtol {rtol}·|ref|); "
             f"shape {ref.shape}, seed {seed}")
 
 
@@ -57,3 +60,12 @@ def check_directional(f, x, grad, seed, *, n_directions=3, eps=1e-6, rtol=1e-6, 
                         - f_at({k: -eps * u[k] for k in xs})) / (2 * eps))
     assert_close(claimed, numeric, rtol=rtol, atol=atol, seed=seed,
                  what=f"directional derivative along {n_directions} random directions")
+
+
+def sum_rounding(dtype, depth, magnitude):
+    """Per-element atol for a sum of `depth` products summed in `dtype` in another order than the
+    reference: 2·√depth·ε·Σ|terms| (`magnitude`: the op applied to the inputs' absolute values).
+    Rounding grows with the depth of the sum, so a fixed atol fails near zero on deep sums (and
+    FMA on a GPU rounds differently from NumPy); this bound is still about ten standard
+    deviations of the rounding error. benchmarks/bench_cuda.py checks with the same bound."""
+    return 2 * np.sqrt(depth) * np.finfo(dtype).eps * np.asarray(magnitude, np.float64) + 1e-30

@@ -7,8 +7,10 @@ from gradcheck import assert_close
 
 from lcengine.backend import get_backend
 from lcengine.layers.activations import activation
-from lcengine.ops import activation_cpu, activation_ref, cblas, lc_cpu
-from lcengine.ops.flat import flat_operands
+from lcengine.ops import activation_cpu, activation_ref
+from lcengine.ops.cpu import cblas
+from lcengine.ops.cpu import lc as lc_cpu
+from lcengine.ops.cpu.flat import flat_operands
 from lcengine.ops.tanh_math import tanh32
 
 f32 = np.float32

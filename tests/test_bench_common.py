@@ -88,7 +88,7 @@ def test_bench_lc_rounds_keep_each_ops_best_call_of_all_rounds(capsys):
 
 def test_bench_lc_forces_one_product_path_and_then_lets_go():
     from benchmarks import bench_lc
-    from lcengine.ops import lc_cpu
+    from lcengine.ops.cpu import lc as lc_cpu
     records = bench_lc.run(("mnist-lc",), batch=2, repeats=1, check_batch=2, baselines=False,
                            layers=(1,), products="blas")
     ops = [r for r in records if r["kind"] == "op"]
@@ -99,7 +99,7 @@ def test_bench_lc_forces_one_product_path_and_then_lets_go():
 
 def test_bench_lc_operands_in_training_order_hold_the_same_values():
     from benchmarks import bench_lc
-    from lcengine.ops import lc_cpu
+    from lcengine.ops.cpu import lc as lc_cpu
     L = {"layer": 2}
     x, dy = np.arange(24.0).reshape(2, 3, 2, 2), np.arange(16.0).reshape(2, 2, 2, 2)
     xs, dys = bench_lc.in_order(L, x, dy, "training")
@@ -114,6 +114,6 @@ def test_bench_lc_operands_in_training_order_hold_the_same_values():
 def test_bench_ops_offers_the_product_paths_lc_cpu_has():
     """`lcengine bench ops` lists them without importing the ops (Numba) at CLI start."""
     from lcengine.bench import ops
-    from lcengine.ops import lc_cpu
+    from lcengine.ops.cpu import lc as lc_cpu
     choice = next(p for p in ops.params if p.name == "products").type.choices
     assert tuple(choice) == ("auto",) + lc_cpu.PRODUCTS

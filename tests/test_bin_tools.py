@@ -1,10 +1,8 @@
-"""The research scripts in bin/: the random search (the paper's tuning protocol) and the SDTP
-diagnostics, each run for real on the embedded mnist-mini."""
+"""The research script bin/sdtp_diagnostics.py, run for real on the embedded mnist-mini (the
+paper's tuning protocol is `lcengine sweep`, tests/test_sweep.py)."""
 
 import ast
 import importlib.util
-import json
-import random
 import sys
 from pathlib import Path
 
@@ -20,39 +18,6 @@ def load(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_search_samples_are_reproducible_and_inside_the_space():
-    search = load("random_search")
-    args = type("Args", (), {"seed": 3, "algo": "dtp", "lr": (1e-5, 3e-3), "inv_lr": (1e-5, 1e-2),
-                             "sigma": (0.01, 0.4), "alpha": (0.01, 0.4)})
-    first = [search.sample(k, args) for k in range(20)]
-    assert first == [search.sample(k, args) for k in range(20)]
-    assert len({json.dumps(c, sort_keys=True) for c in first}) == 20
-    for config in first:
-        assert 1e-5 <= config["lr"] <= 3e-3 and 1e-5 <= config["inv-lr"] <= 1e-2
-        assert 0.01 <= config["sigma"] <= 0.4 and 0.01 <= config["alpha"] <= 0.4
-        assert config["beta2"] in search.BETA2 and config["inv-eps"] in search.EPS
-    args.algo = "fa"
-    assert set(search.sample(0, args)) == {"lr", "beta1", "beta2", "eps"}
-    assert isinstance(search.log_uniform(random.Random(0), 1e-4, 1e-2), float)
-
-
-def test_search_runs_samples_and_skips_finished_ones(tmp_path, monkeypatch, capsys):
-    search = load("random_search")
-    argv = ["random_search.py", "--algo", "bp", "--samples", "2", "--epochs", "1",
-            "--lr", "1e-4", "1e-3", "--root", str(tmp_path), "--",
-            "--limit-train", "256", "--limit-test", "200", "--train-eval-images", "200"]
-    monkeypatch.setattr(sys, "argv", argv)
-    assert search.main() == 0
-    records = [json.loads(line) for line in (tmp_path / "search.jsonl").read_text().splitlines()]
-    assert [r["sample"] for r in records] == [0, 1]
-    for record in records:
-        assert record["exit"] == 0 and record["epochs"] == 1
-        assert 0 <= record["best_test_error"] <= 100
-    assert search.main() == 0                              # nothing left to run
-    assert len((tmp_path / "search.jsonl").read_text().splitlines()) == 2
-    assert "sample 1" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,10 @@ BAD = {
                    "--local-loss: 'avg' is not one of sum, mean"),
     "aux_units": (["--algo", "dtp", "--aux-units", "64"], "--aux-units: dtp takes no aux_units"),
     "feedback_scale": (["--algo", "dtp", "--feedback-scale", "0.1"],
-                       "--feedback-scale: dtp takes no feedback_scale (only fa, dfa do)"),
+                       "--feedback-scale: dtp takes no feedback_scale (only fa, dfa, usf, brsf, "
+                       "frsf, kp do)"),
+    "weight_decay": (["--algo", "kp", "--weight-decay", "-0.1"],
+                     "--weight-decay: -0.1 must be >= 0"),
 }
 
 
@@ -93,7 +96,8 @@ def write(path, text):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--dataset", "mnist"], ["--dataset mnist needs --data DIR"]),
+    (["--dataset", "mnist"], ["mnist is not prepared in the data home",
+                              "run: lcengine prep mnist --download"]),
     (["--dataset", "imagenet", "--arch", "fc", "--data", "{tmp}"], ["no fully-connected ImageNet"]),
     (["--data", "{tmp}"], ["--data: mnist-mini is embedded"]),
     (["--preset", "nope"], ["--preset 'nope': no such preset; choose one of", "smoke"]),
@@ -102,7 +106,8 @@ def write(path, text):
     (["--config", "{tmp}/badvalue.toml"], ["badvalue.toml: lr: 'fast' is not a number"]),
     (["--config", "{tmp}/broken.toml"], ["broken.toml: not readable TOML"]),
     (["--config", "{tmp}/combo.toml"], ["combo.toml: schedule: bp takes no schedule"]),
-    (["--resume", "{tmp}", "--lr", "0.1"], ["only --epochs may be given with it, not --lr"]),
+    (["--resume", "{tmp}", "--lr", "0.1"],
+     ["only --epochs and --data (shards that moved) may be given with it, not --lr"]),
     (["--resume", "{tmp}", "--preset", "smoke"], ["not --preset"]),
     (["--resume", "{tmp}/absent"], ["absent: no such run directory"]),
     (["--resume", "{tmp}"], ["checkpoints: no complete checkpoint"]),
@@ -183,9 +188,9 @@ def test_preset_and_config_file_layers(tmp_path):
 
 
 def train_command(run, epochs):
-    return [sys.executable, "-c", "from lcengine.cli import main; main()", "train", "--epochs",
-            str(epochs), "--out", str(run), "--algo", "fa", "--limit-train", "6400",
-            "--limit-test", "200", "--train-eval-images", "200"]
+    return [sys.executable, "-m", "lcengine", "train", "--epochs", str(epochs), "--out", str(run),
+            "--algo", "fa", "--limit-train", "6400", "--limit-test", "200",
+            "--train-eval-images", "200"]
 
 
 def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path):
@@ -300,3 +305,26 @@ def test_ctrl_c_exits_130_with_how_to_resume(tmp_path, monkeypatch):
     monkeypatch.undo()
     result = invoke("train", "--resume", tmp_path / "run", "--epochs", "1")
     assert result.exit_code == 0 and "batch 1" in result.output, result.output
+
+
+def test_report_draws_the_angles_of_a_rule_with_feedback_weights(tmp_path):
+    run = tmp_path / "kp"
+    result = invoke("train", "--algo", "kp", "--epochs", "2", "--out", run, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "B to W" in result.output
+    result = invoke("report", run)
+    assert result.exit_code == 0, result.output
+    assert f"angles: {run / 'angles.png'}" in result.output
+    assert (run / "angles.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_prep_is_loaded_from_data_prep_only_when_asked_for():
+    """lcengine and data_prep do not import each other at package level: the command list names
+    `prep`, and its help comes from data_prep's command."""
+    out = subprocess.run([sys.executable, "-c", "import sys, lcengine.cli\n"
+                          "print('data_prep' in sys.modules)"], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False"]
+    assert "prep" in CliRunner().invoke(main, ["--help"]).output
+    result = CliRunner().invoke(main, ["prep", "--help"])
+    assert result.exit_code == 0 and "mnist" in result.output.lower(), result.output

@@ -19,7 +19,7 @@ def record(epoch, test, train, angles=None, seconds=60.0):
     """An epoch record with every key train.epoch_record writes."""
     return {"epoch": epoch, "train_error": train, "test_error": test, "best_test_error": test,
             "loss": 0.1, "test_loss": 0.1, "images_per_s": 1000.0, "seconds": seconds,
-            "alignment_deg": angles or {}, "info": {}}
+            "alignment_deg": angles or {}, "feedback_deg": {}, "info": {}}
 
 
 def make_run(root: Path, name: str, errors, angles=None, **settings) -> Path:

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from lcengine.ops.host_memory import keep_freed_memory
+from lcengine.ops.cpu.host_memory import keep_freed_memory
 
 # MNIST-LC at batch 128: layer 2's input gradient (a step's backward) and layer 1's forward (the
 # next step's start), alternately. With glibc's default settings this loop took about 2,500 page
@@ -39,7 +39,7 @@ STEP = textwrap.dedent("""
 BIG = textwrap.dedent("""
     import resource
     import numpy as np
-    from lcengine.ops.host_memory import keep_freed_memory
+    from lcengine.ops.cpu.host_memory import keep_freed_memory
     assert keep_freed_memory()
     def call():
         np.ones(64 << 20, dtype=np.float32)            # 256 MiB

@@ -8,7 +8,7 @@ from gradcheck import assert_close, check_directional
 
 from lcengine.backend import get_backend
 from lcengine.layers import Conv2D, Dense, LocallyConnected2D, TransposedConv2D, TransposedLC
-from lcengine.ops import lc_cpu
+from lcengine.ops.cpu import lc as lc_cpu
 
 BACKEND = get_backend("cpu", kernels="ref")
 
@@ -203,7 +203,7 @@ def test_transposed_layer_is_the_transposed_matrix(kind, case):
 
 def test_dense_keeps_the_inputs_memory_order():
     """Below a Dense layer sits an LC layer whose fast CPU face returns batch-last activations
-    (ops/lc_cpu.py); a and dx come back in that order, with the same values as for a
+    (ops/cpu/lc.py); a and dx come back in that order, with the same values as for a
     batch-first x (so a TP inverse mapping back onto an LC layer's output matches its order)."""
     layer, batch = _dense(4, 31)
     x, r = _inputs(layer, batch, 31)

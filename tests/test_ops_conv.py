@@ -21,7 +21,8 @@ import pytest
 from gradcheck import assert_close
 
 from lcengine.backend import get_backend
-from lcengine.ops import conv_cpu, conv_ref, lc_cpu
+from lcengine.ops import conv_cpu, conv_ref
+from lcengine.ops.cpu import lc as lc_cpu
 from lcengine.ops.geometry import window_geometry
 from lcengine.ops.kernel_source import KERNEL_DIR
 

@@ -1,4 +1,4 @@
-"""The LC ops' fast CPU face (`lcengine.ops.lc_cpu`) against the reference (`lc_ref`), the
+"""The LC ops' fast CPU face (`lcengine.ops.cpu.lc`) against the reference (`lc_ref`), the
 definition: every direction, float32 and float64, on awkward shapes. "backward_weight_adam" is
 the weight gradient fused into Adam's update: its result here is the updated (W, m, v), stacked.
 
@@ -16,7 +16,9 @@ import pytest
 from gradcheck import assert_close
 
 from lcengine.backend import get_backend
-from lcengine.ops import adam_cpu, cblas, lc_cpu, lc_ref
+from lcengine.ops import adam_cpu, lc_ref
+from lcengine.ops.cpu import cblas, tuning
+from lcengine.ops.cpu import lc as lc_cpu
 from lcengine.ops.geometry import window_geometry
 
 TOL = {np.float32: (1e-4, 1e-5), np.float64: (1e-10, 1e-12)}
@@ -225,10 +227,10 @@ def test_cache_plan_changes_nothing(monkeypatch, direction, kind):
 
 
 def test_cache_plan_follows_the_measurements(monkeypatch):
-    """Only where the A/B gained (docs/performance.md, ninth to eleventh sessions), on the caches
+    """Only where the A/B gained (docs/performance.md), on the caches
     of the machine those were measured on: the plan reads the host's."""
-    monkeypatch.setattr(lc_cpu, "_L2_BYTES", 512 << 10)
-    monkeypatch.setattr(lc_cpu, "_LAST_LEVEL_BYTES", 32 << 20)
+    monkeypatch.setattr(tuning, "L2_BYTES", 512 << 10)
+    monkeypatch.setattr(tuning, "LAST_LEVEL_BYTES", 32 << 20)
 
     def plan(direction, kernel, L, O, K, N):
         return lc_cpu._cache_plan(direction, kernel, L, O * K * 4, K * N * 4)
@@ -297,7 +299,7 @@ def _openblas():
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_ops_leave_blas_threads_and_follow_the_callers_limit(direction, monkeypatch):
     """An op's threads call BLAS single-threaded and the op restores the process's BLAS thread
-    count after it (OpenBLAS has one count per process: a setting that stuck used to leave every
+    count after it (OpenBLAS has one count per process: a setting that stuck would leave every
     later matmul of the process on one core); it splits its work into no more parts than the
     caller allows BLAS threads (`lcengine train --threads`, threadpoolctl)."""
     from threadpoolctl import threadpool_limits

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from gradcheck import assert_close
+from gradcheck import assert_close, sum_rounding
 
 from lcengine.ops import adam_ref, lc_ref
 from lcengine.ops.geometry import window_geometry
@@ -20,11 +20,11 @@ try:
 except cupy.cuda.runtime.CUDARuntimeError as err:
     pytest.skip(f"no usable CUDA device ({err})", allow_module_level=True)
 
-from lcengine.ops import adam_cuda, cuda_common, lc_cuda, targets_cuda  # noqa: E402
-from test_targets import check_face  # noqa: E402
+from lcengine.ops import adam_cuda, cuda_common, lc_cuda  # noqa: E402
 
-# |got − ref| ≤ atol + rtol·|ref|: FP32 FMA sums in another order than NumPy's einsum (no TF32:
-# the kernels are SIMT FP32); the reference is computed on the host
+# Adam's results: |got − ref| ≤ atol + rtol·|ref| (the LC sums: gradcheck.sum_rounding, as FP32
+# FMA sums in another order than NumPy's einsum; no TF32: the kernels are SIMT FP32); the
+# reference is computed on the host
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 # N, C, H, W, O, kh, kw, sh, sw, padding: batch 1, odd, non-square, strides 1-3, both paddings,
@@ -50,23 +50,31 @@ def test_lc_faces_match_reference(case, dtype):
     Wt = rng.standard_normal((P, Q, O, C, kh, kw)).astype(dtype)
     dy = rng.standard_normal((N, O, P, Q)).astype(dtype)
     xd, Wd, dyd = cupy.asarray(x), cupy.asarray(Wt), cupy.asarray(dy)
-    checks = [
+    ax, aW, ady = abs(x), abs(Wt), abs(dy)              # Σ|terms|: the op on |inputs|
+    sums = [
         ("lc_forward", lc_cuda.lc_forward(xd, Wd, (sh, sw), pads),
-         lc_ref.lc_forward(x, Wt, (sh, sw), pads)),
+         lc_ref.lc_forward(x, Wt, (sh, sw), pads),
+         sum_rounding(dtype, C * kh * kw, lc_ref.lc_forward(ax, aW, (sh, sw), pads))),
         ("lc_backward_input", lc_cuda.lc_backward_input(dyd, Wd, (H, W), (sh, sw), pads),
-         lc_ref.lc_backward_input(dy, Wt, (H, W), (sh, sw), pads)),
+         lc_ref.lc_backward_input(dy, Wt, (H, W), (sh, sw), pads),
+         sum_rounding(dtype, O * kh * kw,
+                      lc_ref.lc_backward_input(ady, aW, (H, W), (sh, sw), pads))),
         ("lc_backward_weight", lc_cuda.lc_backward_weight(xd, dyd, (kh, kw), (sh, sw), pads),
-         lc_ref.lc_backward_weight(x, dy, (kh, kw), (sh, sw), pads)),
+         lc_ref.lc_backward_weight(x, dy, (kh, kw), (sh, sw), pads),
+         sum_rounding(dtype, N, lc_ref.lc_backward_weight(ax, ady, (kh, kw), (sh, sw), pads))),
     ]
+    for name, got, want, atol in sums:
+        assert got.dtype == dtype
+        assert_close(got.get(), want, rtol=0, atol=atol, seed=seed, what=f"{name} {case}")
     state = [Wt.copy(), 0.1 * np.abs(Wt), 0.5 + np.abs(Wt)]      # W, m, v: one Adam step
     on_device = [cupy.asarray(a) for a in state]
     lc_cuda.lc_backward_weight_adam(xd, dyd, (kh, kw), (sh, sw), pads, *on_device, 0.5, .9, .999,
                                     1e-8)
     lc_ref.lc_backward_weight_adam(x, dy, (kh, kw), (sh, sw), pads, *state, 0.5, .9, .999, 1e-8)
-    checks.append(("lc_backward_weight_adam", cupy.stack(on_device), np.stack(state)))
-    for name, got, want in checks:
-        assert got.dtype == dtype
-        assert_close(got.get(), want, **TOL[dtype], seed=seed, what=f"{name} {case}")
+    got = cupy.stack(on_device)
+    assert got.dtype == dtype
+    assert_close(got.get(), np.stack(state), **TOL[dtype], seed=seed,
+                 what=f"lc_backward_weight_adam {case}")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -88,21 +96,23 @@ def test_adam_face_matches_reference(shape, dtype):
                      what=f"adam_update {name} {shape}")
 
 
-class _OnDevice:
-    """targets_cuda with NumPy in and out, so the shared checker runs it on CuPy arrays."""
-
-    @staticmethod
-    def difference_target(*arrays):
-        return targets_cuda.difference_target(*map(cupy.asarray, arrays)).get()
-
-    @staticmethod
-    def tanh_regression(h, t):
-        loss, grad = targets_cuda.tanh_regression(cupy.asarray(h), cupy.asarray(t))
-        return loss, grad.get()
-
-
 def test_target_kernels_on_device():
-    check_face(_OnDevice, [(1, 1), (3, 5, 7), (2, 3, 17, 19), (64, 4097)],
+    """The Numba CUDA face, imported here only: a numba-cuda that fails to import fails this
+    test, not the module's CuPy tests."""
+    from lcengine.ops import targets_cuda
+    from test_targets import check_face
+
+    class OnDevice:                  # NumPy in and out, so the shared checker runs it on CuPy
+        @staticmethod
+        def difference_target(*arrays):
+            return targets_cuda.difference_target(*map(cupy.asarray, arrays)).get()
+
+        @staticmethod
+        def tanh_regression(h, t):
+            loss, grad = targets_cuda.tanh_regression(cupy.asarray(h), cupy.asarray(t))
+            return loss, grad.get()
+
+    check_face(OnDevice, [(1, 1), (3, 5, 7), (2, 3, 17, 19), (64, 4097)],
                [np.float32, np.float64])
 
 

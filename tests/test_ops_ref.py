@@ -144,5 +144,7 @@ def test_every_face_exports_its_familys_functions():
             defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
             defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
                         if isinstance(t, ast.Name)}
+            defined |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
+                        for a in n.names}                       # a face that re-exports
             missing = set(names) - defined
             assert not missing, f"{path.name} lacks {sorted(missing)}"

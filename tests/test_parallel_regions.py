@@ -2,9 +2,8 @@
 
 In a Numba function compiled with `parallel=True`, NumPy calls (np.ones, np.zeros, .max()) and
 array expressions outside the `prange` become parallel loops of their own: each is another
-region, i.e. another wake-up of the sleeping OpenMP threads per call (`host_threads`). Three
-such had crept into the LC input gradient and one into each other op (docs/performance.md,
-thirteenth session). Numba keeps no diagnostics for cached code, so each kernel is compiled
+region, i.e. another wake-up of the sleeping OpenMP threads per call (`host_threads`;
+docs/performance.md). Numba keeps no diagnostics for cached code, so each kernel is compiled
 again, uncached, with the signatures the calls below gave it.
 """
 
@@ -14,7 +13,8 @@ import pytest
 from numba.core.registry import CPUDispatcher
 from numba.parfors.parfor import Parfor
 
-from lcengine.ops import activation_cpu, adam_cpu, feedback_cpu, lc_cpu, targets_cpu
+from lcengine.ops import activation_cpu, adam_cpu, feedback_cpu, targets_cpu
+from lcengine.ops.cpu import lc as lc_cpu
 
 MODULES = (lc_cpu, feedback_cpu, adam_cpu, activation_cpu, targets_cpu)
 
@@ -50,7 +50,7 @@ def _run_every_kernel():
 
 
 def _regions(py_func, signature):
-    fresh = numba.njit(parallel=True, _dbg_optnone=True)(py_func)   # (LLVM passes: not needed)
+    fresh = numba.njit(parallel=True)(py_func)
     fresh.compile(signature)
     func_ir = fresh.get_metadata(signature)["parfor_diagnostics"].func_ir
     return sum(isinstance(stmt, Parfor) for block in func_ir.blocks.values()

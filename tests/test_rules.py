@@ -84,7 +84,7 @@ def test_fa_with_random_b_differs_from_bp_below_the_top_only():
     assert not np.allclose(got[f"{top - 1}.W"], ref[f"{top - 1}.W"])
 
 
-@pytest.mark.parametrize("name", ["fa", "dfa", *TP_FAMILY])
+@pytest.mark.parametrize("name", ["fa", "dfa", *TP_FAMILY, "usf", "brsf", "frsf"])
 def test_top_layer_always_learns_the_task_loss(name):
     net = small_net(seed=5)
     x, labels = small_batch(4, seed=6)
@@ -243,12 +243,14 @@ def test_a_step_with_deferred_weight_gradients_is_the_eager_step(name, sgd):
                 with rule.deferring_weight_gradients():
                     step = rule.gradients(x, labels, "both")
                 for grads in (step.forward, step.inverse):     # every LC weight and inverse
-                    assert not grads or any(isinstance(g, DeferredGradient)
-                                            for g in grads.values())
+                    assert not grads or name == "kp" or any(   # KP's W and B share a value
+                        isinstance(g, DeferredGradient) for g in grads.values())
             else:
                 step = rule.gradients(x, labels, "both")
             for part, grads in (("inverse", step.inverse), ("forward", step.forward)):
                 if grads:
+                    if part == "forward":
+                        rule.apply_weight_decay()
                     opts[part].step(grads)
         assert not rule.deferring
         after.append({**rule.forward_params(), **rule.inverse_params()})
@@ -300,7 +302,8 @@ def test_unit_mean_local_losses_divide_each_local_gradient_by_its_unit_count(nam
 # --- interface ------------------------------------------------------------------------------
 
 def test_registry_names_and_errors():
-    assert tuple(RULES) == ("bp", "fa", "dfa", "tp", "dtp", "sdtp", "ao-sdtp")
+    assert tuple(RULES) == ("bp", "fa", "dfa", "tp", "dtp", "sdtp", "ao-sdtp", "usf", "brsf",
+                            "frsf", "kp")
     assert PHASES == ("forward", "inverse", "both")
     net = small_net(seed=0)
     with pytest.raises(ValueError, match="unknown rule 'ftp'"):

@@ -1,4 +1,4 @@
-"""`lcengine.ops.simd`'s register-blocked products against NumPy's: every block shape and edge,
+"""`lcengine.ops.cpu.simd`'s register-blocked products against NumPy's: every block shape and edge,
 operands with strides, float32 and float64."""
 
 import os
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from lcengine.ops import simd
+from lcengine.ops.cpu import simd
 
 TOL = {np.float32: 1e-5, np.float64: 1e-13}
 
@@ -243,7 +243,7 @@ def test_kernels_with_32_byte_vectors():
     """On an AVX-512 host, this file's tests again as an AVX2 host compiles them (32-byte vectors),
     in a process whose Numba is told the CPU is a Haswell."""
     env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma"}
-    width = "from lcengine.ops import simd; print(simd.VECTOR_BYTES)"
+    width = "from lcengine.ops.cpu import simd; print(simd.VECTOR_BYTES)"
     assert subprocess.run([sys.executable, "-c", width], env=env, capture_output=True,
                           text=True, check=True).stdout.strip() == "32"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

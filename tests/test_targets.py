@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from gradcheck import assert_close
 
-from lcengine.ops import lc_cpu, targets_cpu, targets_ref
+from lcengine.ops import targets_cpu, targets_ref
+from lcengine.ops.cpu import lc as lc_cpu
 
 # |got − ref| ≤ atol + rtol·|ref|: the fast float32 tanh is within 4e-7 (tanh_math); the loss is
 # summed in float64 by the fast faces and in the input dtype by the reference

@@ -50,6 +50,7 @@ def test_each_epoch_is_recorded_and_checkpointed(tmp_path):
         assert 0 <= r["test_error"] <= 100 and 0 <= r["train_error"] <= 100
         assert math.isfinite(r["loss"]) and r["images_per_s"] > 0
         assert r["alignment_deg"] == {}                                  # BP is its own reference
+        assert r["feedback_deg"] == {}                                   # BP sends back W
     assert history[1]["best_test_error"] == min(r["test_error"] for r in history)
     assert history[1]["loss"] < history[0]["loss"]
     state = newest_state(run_dir)
@@ -67,13 +68,25 @@ def test_fa_reports_an_angle_per_layer(tmp_path):
     assert all(0 < a < 180 for k, a in angles.items() if k != "5.W")
 
 
+@pytest.mark.parametrize("algo", ["fa", "usf", "kp"])
+def test_feedback_rules_report_their_b_to_w_angle_per_layer(tmp_path, algo):
+    lines = []
+    history = train(tiny_config(tmp_path, algo=algo, epochs=1), echo=lines.append)
+    angles = history[0]["feedback_deg"]
+    assert list(angles) == [f"B.{l}" for l in range(1, 6)]
+    assert all(0 <= a < 90 for a in angles.values()) if algo == "usf" else \
+        all(0 < a < 180 for a in angles.values())
+    assert list(history[0]["alignment_deg"]) == [f"{l}.W" for l in range(6)]
+    assert "B to W" in lines[0]
+
+
 def test_alternating_epoch_is_an_inverse_pass_then_a_forward_pass(tmp_path, monkeypatch):
     phases = []
     real_step = training.Run.step
 
-    def recording_step(self, x, labels, phase):
+    def recording_step(self, x, labels, phase, *args):
         phases.append(phase)
-        return real_step(self, x, labels, phase)
+        return real_step(self, x, labels, phase, *args)
 
     monkeypatch.setattr(training.Run, "step", recording_step)
     history = train(tiny_config(tmp_path, algo="dtp"))
@@ -96,7 +109,10 @@ def interrupt_at(monkeypatch, call):
 
 # stop in epoch 2: parallel at batch 3 of its one pass, alternating at batch 3 of the forward pass
 @pytest.mark.parametrize("algo, schedule, call", [("sdtp", "parallel", N_BATCHES + 3),
-                                                  ("dtp", "alternating", 3 * N_BATCHES + 3)])
+                                                  ("dtp", "alternating", 3 * N_BATCHES + 3),
+                                                  ("brsf", None, N_BATCHES + 3),
+                                                  ("frsf", None, N_BATCHES + 3),
+                                                  ("kp", None, N_BATCHES + 3)])
 def test_ctrl_c_mid_epoch_then_resume_is_bit_for_bit(tmp_path, monkeypatch, algo, schedule, call):
     whole = train(tiny_config(tmp_path, "whole", algo=algo, schedule=schedule))
     interrupt_at(monkeypatch, call)

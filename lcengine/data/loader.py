@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
+from ..distributed import rows
+from .errors import DataError
 from .parallel import ordered_map
 from .shards import ShardSet, open_shards
 from .transforms import preprocess
@@ -31,18 +34,22 @@ def fits_in_ram(nbytes: int) -> bool:
     return nbytes <= RAM_FRACTION * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _make_batch(shards: ShardSet, indices, seed, epoch, batch, train):
-    images = shards.read(indices)
-    x = preprocess(images, shards.dataset, train, batch_rng(seed, epoch, batch))
-    return x, shards.labels[indices]
+def _make_batch(shards: ShardSet, indices, seed, epoch, batch, train, part=(0, 1)):
+    """Batch `batch` of `epoch` (its images `indices`), or process part[0]'s rows of it when
+    part[1] processes share it: augmented with the whole batch's draws either way."""
+    lo, hi = rows(len(indices), *part)
+    mine = indices[lo:hi]
+    x = preprocess(shards.read(mine), shards.dataset, train, batch_rng(seed, epoch, batch),
+                   len(indices), lo)
+    return x, shards.labels[mine]
 
 
 def _worker_batch(task):
     """Runs in a worker process: opens the shard set once per process, then makes one batch."""
-    source, split, indices, seed, epoch, batch, train = task
+    source, split, *args = task
     if (source, split) not in _WORKER_SETS:
         _WORKER_SETS[(source, split)] = open_shards(source, split)
-    return _make_batch(_WORKER_SETS[(source, split)], indices, seed, epoch, batch, train)
+    return _make_batch(_WORKER_SETS[(source, split)], *args)
 
 
 class Loader:
@@ -51,10 +58,13 @@ class Loader:
 
     `train` turns augmentation on (see transforms.py). `workers` > 0 decodes and augments in that
     many worker processes (worth it for JPEG-stored ImageNet); 0 does it in one prefetch thread.
+    `part` = (rank, size): of each minibatch, only the rows data-parallel process `rank` of
+    `size` takes (`distributed.rows`); the order and the draws stay those of the whole batch.
     """
 
     def __init__(self, shards: ShardSet, batch_size: int, *, seed: int, train: bool, backend,
-                 shuffle: bool = True, drop_last: bool = False, workers: int = 0):
+                 shuffle: bool = True, drop_last: bool = False, workers: int = 0,
+                 part: tuple[int, int] = (0, 1)):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.shards = shards
@@ -65,12 +75,17 @@ class Loader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.workers = workers
+        self.part = part
         if workers == 0 and fits_in_ram(shards.nbytes):
             shards.load_into_memory()
 
     def __len__(self) -> int:
         full, rest = divmod(self.shards.count, self.batch_size)
         return full if self.drop_last or rest == 0 else full + 1
+
+    def batch_rows(self, batch: int) -> int:
+        """How many images minibatch `batch` holds (all processes' rows together)."""
+        return min(self.batch_size, self.shards.count - batch * self.batch_size)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample order of `epoch`: a permutation seeded by (seed, epoch), or 0..count-1."""
@@ -102,7 +117,7 @@ class Loader:
         try:
             if self.workers:
                 tasks = [(self.shards.source, self.shards.split, idx, self.seed, epoch, b,
-                          self.train) for b, idx in batches]
+                          self.train, self.part) for b, idx in batches]
                 results = ordered_map(_worker_batch, tasks, self.workers, lookahead=PREFETCH)
                 try:
                     for item in results:
@@ -112,9 +127,14 @@ class Loader:
                     results.close()
             else:
                 for b, idx in batches:
-                    item = _make_batch(self.shards, idx, self.seed, epoch, b, self.train)
+                    item = _make_batch(self.shards, idx, self.seed, epoch, b, self.train,
+                                       self.part)
                     if not _put(ready, item, stop):
                         return
+        except BrokenProcessPool as err:
+            _put(ready, DataError(f"{self.shards.directory}: a data worker process died ({err}); "
+                                  "resume the run, or use fewer --workers if memory ran out"),
+                 stop)
         except BaseException as err:  # handed to the consumer, which raises it
             _put(ready, err, stop)
 

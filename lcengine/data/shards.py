@@ -1,4 +1,8 @@
-"""Open a prepared shard set: check every file against the manifest, then read images by index."""
+"""Open a prepared shard set: check every file against the manifest, then read images by index.
+
+The manifest lists each shard's SHA-256. Reading a split into memory reads every byte anyway, so
+it checks them there (about 1 GB/s); sets read per batch are checked by `verify_shard_set`
+(`lcengine prep --verify DIR`)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import DataError
-from .shard_format import FORMAT_VERSION, MANIFEST, read_shard_attrs
+from ..storage import file_digest
+from .shard_format import FORMAT_VERSION, MANIFEST, read_shard_attrs, reading
 
 EMBEDDED = {"mnist-mini": "embedded"}
 
@@ -65,6 +70,7 @@ class ShardSet:
         self.n_classes = len(self.class_names)
         self.count = int(entry["count"])
         self.skipped = entry["skipped"]
+        self.listed = entry["shards"]
         self.paths = [directory / s["file"] for s in entry["shards"]]
         self.nbytes = sum(int(s["bytes"]) for s in entry["shards"])
         counts = [self._check_shard(path, s) for path, s in zip(self.paths, entry["shards"])]
@@ -99,12 +105,18 @@ class ShardSet:
 
     @staticmethod
     def _read(path: Path, name: str):
-        with h5py.File(path, "r") as f:
+        with reading(path), h5py.File(path, "r") as f:
             return f[name][()]
+
+    def verify(self) -> None:
+        """Every shard's bytes against the manifest's SHA-256 (DataError names a damaged one)."""
+        for path, listed in zip(self.paths, self.listed):
+            check_digest(path, listed)
 
     def load_into_memory(self) -> None:
         """Read every image once (raw: one uint8 array; jpeg: the encoded bytes)."""
         if self._ram is None:
+            self.verify()
             parts = [self._read(p, "images") for p in self.paths]
             if self.storage == "raw":
                 self._ram = np.concatenate(parts) if parts else np.zeros((0,) + self.image_shape,
@@ -125,7 +137,8 @@ class ShardSet:
             where = np.nonzero(shard_of == s)[0]
             local = indices[where] - self.offsets[s]
             order = np.argsort(local)
-            chunk = self._handle(int(s))["images"][local[order]]
+            with reading(self.paths[s]):
+                chunk = self._handle(int(s))["images"][local[order]]
             for k, w in enumerate(where[order]):
                 out[w] = chunk[k]
         if self.storage == "raw":
@@ -147,6 +160,36 @@ class ShardSet:
         for handle in self._handles.values():
             handle.close()
         self._handles.clear()
+
+
+def check_digest(path: Path, listed: dict) -> None:
+    """DataError unless the file's SHA-256 is the one the manifest lists (if it lists one)."""
+    if "sha256" in listed and file_digest(path) != listed["sha256"]:
+        raise DataError(f"{path}: content differs from the checksum in the manifest (damaged); "
+                        "prepare the data again")
+
+
+def verify_shard_set(directory: Path) -> tuple[int, list[str]]:
+    """Check every shard of a prepared directory against its manifest: size, header, SHA-256.
+    Returns how many shards it lists and a line for each damaged one."""
+    manifest = read_manifest(directory)
+    entries = [s for split in manifest["splits"].values() for s in split["shards"]]
+    if entries and not all("sha256" in s for s in entries):
+        raise DataError(f"{directory / MANIFEST}: lists no shard checksums (made by an older "
+                        "lcengine prep); prepare the data again to add them")
+    problems = []
+    for split in manifest["splits"]:
+        try:
+            shards = ShardSet(directory, split, manifest, directory)
+        except DataError as err:
+            problems.append(str(err))
+            continue
+        for path, listed in zip(shards.paths, shards.listed):
+            try:
+                check_digest(path, listed)
+            except DataError as err:
+                problems.append(str(err))
+    return len(entries), problems
 
 
 def open_shards(source, split: str) -> ShardSet:

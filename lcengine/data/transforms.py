@@ -10,7 +10,9 @@ Choices, per dataset (the `dataset` name of a shard set):
             with probability 1/2. Eval: the stored image, which prep already centre-cropped.
             Then pixels / 255 and per-channel normalisation with the ImageNet mean and std.
 Any other dataset: pixels / 255.
-All random draws come from the `rng` the loader seeds per (seed, epoch, batch).
+All random draws come from the `rng` the loader seeds per (seed, epoch, batch), and are drawn for
+the whole minibatch of n images even where only its rows start.. are made here (one of several
+data-parallel processes, `lcengine.distributed`): every process sees the draws one process would.
 """
 
 from __future__ import annotations
@@ -29,15 +31,18 @@ RRC_SCALE = (0.08, 1.0)
 RRC_RATIO = (3 / 4, 4 / 3)
 
 
-def random_crop_flip(images: np.ndarray, rng: np.random.Generator, pad: int = CIFAR_PAD):
-    n, c, h, w = images.shape
-    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), np.uint8)
+def random_crop_flip(images: np.ndarray, rng: np.random.Generator, n: int | None = None,
+                     start: int = 0, pad: int = CIFAR_PAD):
+    """Rows start.. of a minibatch of n (default: images is the whole minibatch)."""
+    rows, c, h, w = images.shape
+    n = rows if n is None else n
+    padded = np.zeros((rows, c, h + 2 * pad, w + 2 * pad), np.uint8)
     padded[:, :, pad:pad + h, pad:pad + w] = images
-    top = rng.integers(0, 2 * pad + 1, n)
-    left = rng.integers(0, 2 * pad + 1, n)
-    flip = rng.random(n) < 0.5
+    top = rng.integers(0, 2 * pad + 1, n)[start:]
+    left = rng.integers(0, 2 * pad + 1, n)[start:]
+    flip = (rng.random(n) < 0.5)[start:]
     out = np.empty_like(images)
-    for i in range(n):
+    for i in range(rows):
         crop = padded[i, :, top[i]:top[i] + h, left[i]:left[i] + w]
         out[i] = crop[:, :, ::-1] if flip[i] else crop
     return out
@@ -57,16 +62,19 @@ def resized_crop_box(h: int, w: int, rng: np.random.Generator) -> tuple[int, int
     return left, top, left + side, top + side
 
 
-def random_resized_crop_flip(images: np.ndarray, rng: np.random.Generator):
-    n, c, h, w = images.shape
+def random_resized_crop_flip(images: np.ndarray, rng: np.random.Generator, n: int | None = None,
+                             start: int = 0):
+    """Rows start.. of a minibatch of n (default: images is the whole minibatch)."""
+    rows, c, h, w = images.shape
+    n = rows if n is None else n
+    draws = [(resized_crop_box(h, w, rng), rng.random() < 0.5) for _ in range(n)]
     out = np.empty_like(images)
-    for i in range(n):
-        box = resized_crop_box(h, w, rng)
+    for i, (box, flip) in enumerate(draws[start:start + rows]):
         hwc = np.ascontiguousarray(images[i].transpose(1, 2, 0))
         img = Image.fromarray(hwc[:, :, 0] if c == 1 else hwc)
         resized = np.asarray(img.resize((w, h), Image.Resampling.BILINEAR, box=box))
         resized = resized.reshape(h, w, c).transpose(2, 0, 1)
-        out[i] = resized[:, :, ::-1] if rng.random() < 0.5 else resized
+        out[i] = resized[:, :, ::-1] if flip else resized
     return out
 
 
@@ -84,7 +92,9 @@ def to_float(images: np.ndarray, dataset: str) -> np.ndarray:
     return x
 
 
-def preprocess(images: np.ndarray, dataset: str, train: bool, rng: np.random.Generator):
+def preprocess(images: np.ndarray, dataset: str, train: bool, rng: np.random.Generator,
+               n: int | None = None, start: int = 0):
+    """`images` are rows start.. of a minibatch of n (default: the whole minibatch)."""
     if train and dataset in AUGMENT:
-        images = AUGMENT[dataset](images, rng)
+        images = AUGMENT[dataset](images, rng, n, start)
     return to_float(images, dataset)

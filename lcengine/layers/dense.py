@@ -7,7 +7,7 @@ from .base import Layer, size
 
 def _batch_last(x_flat):
     """Whether x (N, n_in) is batch-last memory: the flattened view of what the windowed CPU
-    ops return (lcengine/ops/lc_cpu.py), which the layers below read fastest in that order."""
+    ops return (lcengine/ops/cpu/lc.py), which the layers below read fastest in that order."""
     return x_flat.flags.f_contiguous and not x_flat.flags.c_contiguous
 
 

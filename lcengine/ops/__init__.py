@@ -1,7 +1,7 @@
 """Ops with several faces. Each family `F` has `F_ref` (NumPy reference, the definition), and may
 have `F_cpu` (fast CPU) and `F_cuda` (CuPy launchers); every face exports the same function names.
 `lcengine.backend` picks the face once; nothing else imports a face directly (tests and benchmarks
-excepted)."""
+excepted). What the fast CPU faces are built on is in `cpu/`."""
 
 #: op families and the functions each face of a family exports
 FAMILIES = {
@@ -12,7 +12,3 @@ FAMILIES = {
     "adam": ("adam_update",),
     "feedback": ("random_feedback",),
 }
-
-from . import kernel_cache  # noqa: E402  (before any face module loads a cached kernel)
-
-kernel_cache.drop_stale_kernels()

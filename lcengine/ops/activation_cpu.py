@@ -12,17 +12,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .flat import flat_operands
+from .cpu.flat import flat_operands
+from .cpu.kernel_cache import njit
 from .tanh_math import tanh32
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _tanh32(a, h):
     for e in numba.prange(a.size):
         h[e] = tanh32(a[e])
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _tanh_backward(dh, h, da):
     for e in numba.prange(dh.size):
         da[e] = dh[e] * (1 - h[e] * h[e])

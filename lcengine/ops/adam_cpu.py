@@ -14,11 +14,13 @@ import math
 import numba
 import numpy as np
 
+from .cpu.kernel_cache import njit
 
-@numba.njit(cache=True, inline="always")
+
+@njit(cache=True, inline="always")
 def adam_element(p, g, m, v, e, step, beta1, one_m_beta1, beta2, one_m_beta2, eps_hat):
     """Element e of the update, on 1-D arrays (also run by the LC weight gradient's fused
-    Adam, `lc_cpu`, on each location's gradient while it is in the cache)."""
+    Adam, `cpu/lc`, on each location's gradient while it is in the cache)."""
     ge = g[e]
     me = beta1 * m[e] + one_m_beta1 * ge
     ve = beta2 * v[e] + one_m_beta2 * (ge * ge)
@@ -27,7 +29,7 @@ def adam_element(p, g, m, v, e, step, beta1, one_m_beta1, beta2, one_m_beta2, ep
     p[e] -= step * me / (math.sqrt(ve) + eps_hat)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _adam(p, g, m, v, step, beta1, one_m_beta1, beta2, one_m_beta2, eps_hat):
     for e in numba.prange(p.size):
         adam_element(p, g, m, v, e, step, beta1, one_m_beta1, beta2, one_m_beta2, eps_hat)

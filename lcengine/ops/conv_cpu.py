@@ -22,16 +22,16 @@ Dtypes float32 and float64 (all arrays alike) take this path; anything else fall
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from . import conv_ref
+from .cpu.kernel_cache import njit
 from .geometry import padded_output_size
 
 _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _q_range(j, left, sw, Q, W):
     """Output columns q whose input column q·sw + j − left lies in [0, W)."""
     q0 = max(0, (left - j + sw - 1) // sw)
@@ -39,7 +39,7 @@ def _q_range(j, left, sw, Q, W):
     return q0, max(q0, q1)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _im2col(x, n0, cols, top, left, sh, sw):
     """cols[c, i, j, n, p, q] = x[n0 + n, c, p·sh + i − top, q·sw + j − left] (0 outside x)."""
     C, kh, kw, nb, P, Q = cols.shape
@@ -62,7 +62,7 @@ def _im2col(x, n0, cols, top, left, sh, sw):
                         dst[q1:] = 0
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _col2im(cols, dx, n0, top, left, sh, sw):
     """dx[n0 + n, c, p·sh + i − top, q·sw + j − left] += cols[c, i, j, n, p, q] inside dx."""
     C, kh, kw, nb, P, Q = cols.shape

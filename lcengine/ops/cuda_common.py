@@ -11,14 +11,14 @@ from __future__ import annotations
 import cupy
 import numpy as np
 
-from .kernel_source import kernel_path
+from .kernel_source import NVRTC_OPTIONS, kernel_path
 
-#: nvrtc options for every kernel file (lambdas inside device functions need C++14 or later)
-NVRTC_OPTIONS = ("-std=c++17",)
 INT32_MAX = 2**31 - 1
 DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 _modules: dict = {}                         # (device id, file name) -> compiled cupy.RawModule
+_functions: dict = {}                       # (device id, file name, kernel) -> its function: CuPy
+                                            # looks a kernel up anew on every get_function call
 
 
 class KernelCompileError(RuntimeError):
@@ -28,6 +28,9 @@ class KernelCompileError(RuntimeError):
 def kernel_function(file_name: str, name: str):
     """The compiled `extern "C"` kernel `name` of `kernels/<file_name>` for the current device."""
     key = (cupy.cuda.runtime.getDevice(), file_name)
+    function = _functions.get(key + (name,))
+    if function is not None:
+        return function
     module = _modules.get(key)
     if module is None:
         path = kernel_path(file_name)
@@ -38,7 +41,8 @@ def kernel_function(file_name: str, name: str):
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise KernelCompileError(f"{path}: compilation failed: {first}") from err
         _modules[key] = module
-    return module.get_function(name)
+    function = _functions[key + (name,)] = module.get_function(name)
+    return function
 
 
 def check_array(op: str, arg: str, a, ndim: int, dtype=None, int32_index: bool = True):

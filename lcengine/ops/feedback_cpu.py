@@ -3,7 +3,7 @@
 A large B (the ImageNet net's layers) is never stored: each thread makes _ROWS rows of it at a
 time in a buffer that stays in the cache (`_fill_rows`, `feedback_matrix`'s numbers exactly, in
 a loop LLVM vectorises) and multiplies them in with OpenBLAS's sgemm, called from the thread
-(`cblas`, single-threaded inside the op like the LC ops: `lc_cpu._parallel`), into e Bᵀ's
+(`cblas`, single-threaded inside the op like the LC ops: `cpu/lc._parallel`), into e Bᵀ's
 batch-last memory (M, N), the order the LC layers keep activations in. ImageNet-LC layer 1
 at batch 32: 170 ms against 415 for hashing and multiplying number by number in one loop, which
 is what runs without the SciPy OpenBLAS build (`_random_feedback_unblocked`). A small B (MNIST,
@@ -14,23 +14,24 @@ minibatch.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numba
 import numpy as np
 
-from . import cblas
-from .cblas import NO_TRANS, ROW_MAJOR, TRANS
+from .cpu import cblas
+from .cpu.cblas import NO_TRANS, ROW_MAJOR, TRANS
+from .cpu.kernel_cache import njit
+from .cpu.lc import _parallel
 from .feedback_ref import feedback_matrix, splitmix64
-from .lc_cpu import _parallel
 
 CACHE_ENTRIES = 1 << 22                     # 16 MiB of float32 per cached matrix
 _ROWS = 128                                 # rows of B per product: 500 KB of float32 at K = 1000
 
-_splitmix64 = numba.njit(inline="always")(splitmix64)     # the reference's, on one number
+_splitmix64 = njit(inline="always")(splitmix64)     # the reference's, on one number
 
 
-@numba.njit(inline="always")
+@njit(inline="always")
 def _uniform_pm1(seed, index):
     """2u − 1 for u = the top 24 bits / 2²⁴, through int32 (exact: 24 bits), which vectorises
     where a uint64 → float64 conversion would not."""
@@ -38,7 +39,7 @@ def _uniform_pm1(seed, index):
     return 2.0 * (np.float64(bits) * (1.0 / 16777216.0)) - 1.0
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _fill_rows(B, seed, m0, n_classes, scale):
     """B (R, K) = rows m0 … m0 + R − 1 of the feedback matrix, as `feedback_matrix` makes them."""
     flat = B.reshape(-1)
@@ -47,7 +48,7 @@ def _fill_rows(B, seed, m0, n_classes, scale):
         flat[i] = scale * _uniform_pm1(seed, base + np.uint64(i))
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _random_feedback(gemm, e, seed, n_units, scale, out_t, parts):
     """out_t (M, N) = B eᵀ, B made _ROWS rows at a time."""
     n_batch, n_classes = e.shape
@@ -63,7 +64,7 @@ def _random_feedback(gemm, e, seed, n_units, scale, out_t, parts):
                        n_classes, e, n_classes, zero, out_t[m0:], n_batch)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _random_feedback_unblocked(e, seed, n_units, scale, out_t):
     """out_t (M, N) = B eᵀ, one number of B at a time."""
     n_batch, n_classes = e.shape
@@ -93,7 +94,7 @@ def random_feedback(e, seed, n_units, scale):
     return _hashed_feedback(np.ascontiguousarray(e), np.uint64(seed), int(n_units), float(scale))
 
 
-@_parallel
+@partial(_parallel, needs_simd=False)
 def _hashed_feedback(blas, parts, e, seed, n_units, scale):
     """e Bᵀ (N, M) as a view of batch-last memory (M, N): reshaped to a layer's shape it is in the
     order the LC ops keep activations in, and the rule's ⊙ σ'(a) reads it uncopied."""

@@ -15,8 +15,9 @@ NaN stays NaN (the clamp is written as compares, which NaN fails); ±inf give ±
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .cpu.kernel_cache import njit
 
 CLAMP = np.float32(7.90531110763549805)
 P0, P1, P2, P3, P4, P5, P6 = np.float32([4.89352455891786e-03, 6.37261928875436e-04,
@@ -27,7 +28,7 @@ Q0, Q1, Q2, Q3 = np.float32([4.89352518554385e-03, 2.26843463243900e-03, 1.18534
                              1.19825839466702e-06])
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def tanh32(x):
     """tanh of one float32, vectorisable (Horner's rule in x², one division)."""
     if x > CLAMP:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .flat import flat_operands
+from .cpu.flat import flat_operands
+from .cpu.kernel_cache import njit
 from .tanh_math import tanh32
 from .targets_math import tanh_regression_elem
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _tanh_regression(h, t, two_over_n, grad):
     loss = 0.0
     for e in numba.prange(h.size):
@@ -32,7 +33,7 @@ def _tanh_regression(h, t, two_over_n, grad):
     return loss
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True)
 def _difference_target32(h, a_rec, a_hat_rec, out):
     for e in numba.prange(h.size):
         out[e] = h[e] - tanh32(a_rec[e]) + tanh32(a_hat_rec[e])

@@ -9,6 +9,10 @@ one float dtype. The loss of `tanh_regression` is reduced on the device: a share
 block of 256 threads, then one float64 atomicAdd per block; it is returned as a 0-d array on
 the device (reading it would make every training step wait for the GPU; the trainer reads the
 losses of many steps at once).
+
+`numba.cuda` is NVIDIA's `numba-cuda` package where it is installed (the `gpu` extra: it takes
+over the name from Numba's deprecated built-in CUDA target, which serves only the simulator in
+CI); the kernels use only the API the two share.
 """
 
 from __future__ import annotations

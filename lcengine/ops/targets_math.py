@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import math
 
-import numba
+from .cpu.kernel_cache import njit
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def difference_target_elem(h, a_rec, a_hat_rec):
     return h - math.tanh(a_rec) + math.tanh(a_hat_rec)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def tanh_regression_elem(h, t, two_over_n):
     """The loss term (h − t)² and the gradient element (2/N)(h − t)(1 − h²)."""
     diff = h - t

@@ -5,8 +5,9 @@ tanh output h = tanh(a) onto a target t with the loss  L = (1/N) Σ_n Σ_units (
 units, averaged over the batch, as in the original DTP code). Both the forward loss
 `||h_l − ĥ_l||²` and the inverse loss `||h_{l−1} − g(f(h̃_{l−1}))||²` are of that form.
 
-    difference_target(h, g_h, g_hat)  ĥ_l = h_l − g(h_{l+1}) + g(ĥ_{l+1})      (paper eq. 2)
-                                      with g(·) = tanh(a_rec) given by its pre-activations
+    difference_target(h, a_rec, a_hat_rec)
+        ĥ_l = h_l − g_{l+1}(h_{l+1}) + g_{l+1}(ĥ_{l+1})     (paper eq. 2), g(·) = tanh(V · + c)
+        given by its pre-activations a_rec = V h_{l+1} + c and a_hat_rec = V ĥ_{l+1} + c
     tanh_regression(h, t)             (L, dL/da) with dL/da = 2 (h − t)(1 − h²) / N
 """
 

@@ -7,8 +7,14 @@
     dtp      difference target propagation         dtp.py
     sdtp     simplified DTP                        sdtp.py
     ao-sdtp  SDTP with an auxiliary output         ao_sdtp.py
+    usf      uniform sign-concordant feedback      usf.py
+    brsf     sign feedback, magnitudes per batch   brsf.py
+    frsf     sign feedback, fixed magnitudes       frsf.py
+    kp       Kolen-Pollack learned feedback        kp.py
 
-The TP family shares its loop (`target_prop.py`); FA and DFA are BP with another feedback path.
+The TP family shares its loop (`target_prop.py`), the sign-symmetry family (usf, brsf, frsf) its
+feedback (`sign_symmetry.py`); FA, DFA, the sign-symmetry family and KP are BP with another
+feedback path.
 """
 
 from __future__ import annotations
@@ -16,13 +22,17 @@ from __future__ import annotations
 from .ao_sdtp import AOSDTP
 from .base import PHASES, Rule, Step
 from .bp import BP
+from .brsf import BRSF
 from .dfa import DFA
 from .dtp import DTP
 from .fa import FA
+from .frsf import FRSF
+from .kp import KP
 from .sdtp import SDTP
 from .tp import TP
+from .usf import USF
 
-RULES = {cls.name: cls for cls in (BP, FA, DFA, TP, DTP, SDTP, AOSDTP)}
+RULES = {cls.name: cls for cls in (BP, FA, DFA, TP, DTP, SDTP, AOSDTP, USF, BRSF, FRSF, KP)}
 
 
 def make_rule(name: str, net, hp: dict | None, rng) -> Rule:

@@ -56,6 +56,7 @@ class Rule:
         self.xp = net.backend.xp
         self.fixed = {}
         self.deferring = False
+        self.listener = None
 
     # --- the interface -------------------------------------------------------------------
     def gradients(self, x, labels, phase="both") -> Step:
@@ -66,6 +67,10 @@ class Rule:
 
     def inverse_params(self) -> dict:
         return {}
+
+    def apply_weight_decay(self) -> None:
+        """Decay some parameters in place between a step's gradients and the optimiser's update
+        (`train.train_step`); only KP decays, the other rules do nothing here."""
 
     def state(self) -> dict:
         """Everything a checkpoint needs beyond the parameters, as a dict of arrays."""
@@ -116,6 +121,24 @@ class Rule:
             yield
         finally:
             self.deferring = False
+
+    def collect(self, grads: dict, new: dict) -> None:
+        """`grads.update(new)`, and `new` handed at once to the listener of
+        `publishing_gradients`."""
+        grads.update(new)
+        if self.listener is not None:
+            self.listener(new)
+
+    @contextmanager
+    def publishing_gradients(self, listener):
+        """Inside the block, each layer's gradients go to `listener(grads)` as soon as they are
+        computed, top layer first (a data-parallel trainer starts summing them while the layers
+        below are still being computed)."""
+        self.listener = listener
+        try:
+            yield
+        finally:
+            self.listener = None
 
     def task_loss(self, trace, labels):
         """(L, e): the batch-mean task loss (a 0-d array, see Step) and e = dL/da_L (the output

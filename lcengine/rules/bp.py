@@ -4,9 +4,10 @@
     δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ σ_l'(a_l)                      l = L−1, …, 1
     ∂L/∂W_l = Σ_n δ_l h_{l−1}ᵀ,    ∂L/∂b_l = Σ_n δ_l
 
-`error_at(l)` (the error reaching h_l) is the one place where FA and DFA differ from BP: FA sends
-δ_{l+1} back through a fixed random B_{l+1} instead of W_{l+1}, DFA sends e straight down through
-B_l. BP has no inverse, so phase "inverse" only reports the loss.
+`error_at(l)` (the error reaching h_l) is the one place where the feedback rules differ from BP:
+FA, the sign-symmetry rules and KP send δ_{l+1} back through another W-shaped B_{l+1} in place
+of W_{l+1} (`feedback_weights`), DFA sends e straight down through B_l. BP has no inverse, so
+phase "inverse" only reports the loss.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ class BP(Rule):
             return Step(loss, {}, {})
         L = self.L
         delta = e                                                       # δ_L = e
-        grads = self.weight_grads(L, delta, trace)
+        grads = {}
+        self.collect(grads, self.weight_grads(L, delta, trace))
         for l in range(L - 1, 0, -1):
             error = self.error_at(l, trace, delta, e)                   # W_{l+1}ᵀ δ_{l+1}
             delta = self.act(l).backward(error, trace.a[l - 1], trace.h[l])  # ⊙ σ_l'(a_l)
-            grads.update(self.weight_grads(l, delta, trace))            # δ_l h_{l−1}ᵀ
+            self.collect(grads, self.weight_grads(l, delta, trace))     # δ_l h_{l−1}ᵀ
         return Step(loss, grads, {})
 
     def error_at(self, l, trace, delta_above, e):

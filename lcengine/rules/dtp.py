@@ -1,7 +1,7 @@
 """DTP: difference target propagation (Lee et al. 2015) as the paper ran it (§1.4).
 
     ĥ_{L−1} = h_{L−1} − α ∂ℓ_n/∂h_{L−1}                   (penultimate target: one gradient step)
-    ĥ_l     = h_l − g(h_{l+1}) + g(ĥ_{l+1}),  l ≤ L−2       (eq. 2, the shared loop)
+    ĥ_l = h_l − g_{l+1}(h_{l+1}) + g_{l+1}(ĥ_{l+1}),   l ≤ L−2     (eq. 2, the shared loop)
     L^inv_l = ||h̃_{l−1} − g_l(f_l(h̃_{l−1}))||²,  h̃ = h + N(0, σ²)   (noise-preserving)
 
 Resolved ambiguities:

@@ -2,7 +2,7 @@
 
     ĥ_L     = argmin_{h_L} L(h_L) = onehot(y)             (the correct label distribution)
     ĥ_{L−1} = h_{L−1} − g_L(p) + g_L(ĥ_L),   p = softmax(h_L)
-    ĥ_l     = h_l − g(h_{l+1}) + g(ĥ_{l+1}),  l ≤ L−2    (eq. 2, the shared loop)
+    ĥ_l = h_l − g_{l+1}(h_{l+1}) + g_{l+1}(ĥ_{l+1}),   l ≤ L−2     (eq. 2, the shared loop)
     L^inv_l = ||h_{l−1} − g_l(f_l(h̃_{l−1}))||²,  h̃ = h + N(0, σ²)    for l = 2..L (denoising)
 
 No gradient anywhere: the penultimate target uses a learned inverse like every other layer.

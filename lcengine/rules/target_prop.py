@@ -129,13 +129,14 @@ class TargetProp(Rule):
             a_rec, cache = self.g_pre(l, self.code(l, h_tilde))                 # g_l(f_l(h̃_{l−1}))
             r = h if self.denoising else h_tilde
             info[f"inv.{l - 1}"], da = self.local_loss(self.ops.tanh(a_rec), r)
-            grads.update(self.g_weight_grads(l, da, cache))
+            self.collect(grads, self.g_weight_grads(l, da, cache))
         return grads
 
     def forward_gradients(self, trace, labels, e, info) -> dict:
         h_hat = self.targets(trace, labels)
-        grads = self.weight_grads(self.L, e, trace)                             # top: task loss
+        grads = {}
+        self.collect(grads, self.weight_grads(self.L, e, trace))                # top: task loss
         for l in range(1, self.L):
             info[f"fwd.{l - 1}"], da = self.local_loss(trace.h[l], h_hat[l])    # ||h_l − ĥ_l||²
-            grads.update(self.weight_grads(l, da, trace))
+            self.collect(grads, self.weight_grads(l, da, trace))
         return grads

@@ -1,8 +1,12 @@
 """OpenBLAS's CBLAS ?gemm and ?omatcopy, callable from Numba code, and its thread count.
 
 NumPy's own wheels load the SciPy OpenBLAS build (64-bit integers, `scipy_` prefix). `openblas()`
-finds it in the process and returns its thread-count functions and the addresses of its
-sgemm/dgemm and somatcopy/domatcopy. Numba code calls an address with `gemm(...)` and
+is the probe of it: it takes the path of the BLAS library NumPy loaded from threadpoolctl's
+report (a public API; the process's memory map only if threadpoolctl names none), opens it with
+ctypes, looks up the thread-count functions and the addresses of sgemm/dgemm and
+somatcopy/domatcopy, and checks them on a small product and transpose against NumPy. Where any
+step fails (another BLAS, another build, other symbols) it answers None, with one warning, and
+the callers take their plain NumPy paths. Numba code calls an address with `gemm(...)` and
 `omatcopy(...)`, which take arrays whose first element is where each operand starts.
 
 Why addresses and not ctypes functions: Numba can call a ctypes function passed as an argument,
@@ -16,11 +20,13 @@ import ctypes
 import functools
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+
+from . import probes
+from .kernel_cache import njit
 
 ROW_MAJOR, COL_MAJOR, NO_TRANS, TRANS = 101, 102, 111, 112          # CBLAS enums
 
@@ -46,7 +52,7 @@ def _call(typingctx, address, *args):
     return types.void(address, types.StarArgTuple.from_types(arg_types)), codegen
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def gemm(address, order, trans_a, trans_b, m, n, k, one, a, lda, b, ldb, zero, c, ldc):
     """c = one · op(a) @ op(b) + zero · c, cblas_?gemm's arguments in its order; `one` and
     `zero` are scalars of the arrays' dtype, which picks sgemm or dgemm's address."""
@@ -55,7 +61,7 @@ def gemm(address, order, trans_a, trans_b, m, n, k, one, a, lda, b, ldb, zero, c
           a.ctypes.data, i64(lda), b.ctypes.data, i64(ldb), zero, c.ctypes.data, i64(ldc))
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def omatcopy(address, order, trans, rows, cols, one, a, lda, b, ldb):
     """b = one · op(a) for a (rows, cols), cblas_?omatcopy's arguments in its order."""
     i32, i64 = np.int32, np.int64
@@ -71,36 +77,93 @@ class OpenBLAS:
     omatcopy: dict                   # dtype -> address of cblas ?omatcopy
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def unit(a):
     """(1, 0) in a's dtype: ?gemm's alpha and beta, ?omatcopy's alpha. A function of its own,
     compiled without `parallel`: in a parallel function np.ones and np.zeros are parallel loops,
-    each one more parallel region, i.e. one more thread wake-up per call (thirteenth session)."""
+    each one more parallel region, i.e. one more thread wake-up per call."""
     return np.ones(1, dtype=a.dtype)[0], np.zeros(1, dtype=a.dtype)[0]
 
 
-@functools.lru_cache(maxsize=None)
+#: (symbol prefix, suffix) of the OpenBLAS builds with 64-bit integers, the ABI `gemm` and
+#: `omatcopy` call: SciPy's (NumPy's wheels), and a plain ILP64 build (libopenblas64_)
+_BUILDS = (("scipy_", "64_"), ("", "64_"))
+
+
 def openblas() -> OpenBLAS | None:
-    """The SciPy OpenBLAS build NumPy loaded, or None when NumPy's BLAS is another library."""
+    """The OpenBLAS build NumPy loaded, checked; None when it cannot be used (one warning) or
+    when the fast CPU face is switched off (`probes`)."""
+    return _openblas() if probes.fast_cpu_enabled() else None
+
+
+def _library_paths() -> list[str]:
+    """Paths of the BLAS libraries loaded in this process: threadpoolctl's report of OpenBLAS,
+    else the mapped files whose name says openblas."""
+    try:
+        from threadpoolctl import threadpool_info
+        paths = [info["filepath"] for info in threadpool_info()
+                 if info.get("internal_api") == "openblas"]
+    except Exception:                     # threadpoolctl's own probing of the libraries failed
+        paths = []
+    if paths:
+        return paths
     try:
         with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+            return sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        return []
+
+
+def _bind(path) -> OpenBLAS | None:
+    """`OpenBLAS` of the library at `path` if it exports one of `_BUILDS`' symbol sets."""
+    try:
+        lib = ctypes.CDLL(path)
     except OSError:
         return None
-    for path in paths:
+    for prefix, suffix in _BUILDS:
         try:
-            lib = ctypes.CDLL(path)
-            get_threads = lib.scipy_openblas_get_num_threads64_
-            set_threads = lib.scipy_openblas_set_num_threads64_
-            address = {np.dtype(dt): {name: ctypes.cast(getattr(lib, f"scipy_cblas_{s}{name}64_"),
+            get_threads = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
+            set_threads = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
+            address = {np.dtype(dt): {name: ctypes.cast(getattr(lib, f"{prefix}cblas_{s}{name}"
+                                                                     f"{suffix}"),
                                                          ctypes.c_void_p).value
                                       for name in ("gemm", "omatcopy")}
                        for dt, s in ((np.float32, "s"), (np.float64, "d"))}
-        except (OSError, AttributeError):
+        except AttributeError:
             continue
         get_threads.restype = ctypes.c_int
         set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
         return OpenBLAS(get_threads, set_threads,
                         gemm={dt: a["gemm"] for dt, a in address.items()},
                         omatcopy={dt: a["omatcopy"] for dt, a in address.items()})
+    return None
+
+
+def _works(blas: OpenBLAS) -> bool:
+    """A 5×3 by 3×4 product and a 5×3 transpose through `gemm` and `omatcopy`, in both dtypes,
+    against NumPy's: a build with other integer widths or argument orders fails here."""
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        a, b = rng.standard_normal((5, 3)).astype(dt), rng.standard_normal((3, 4)).astype(dt)
+        c, at = np.zeros((5, 4), dt), np.zeros((3, 5), dt)
+        one, zero = dt(1), dt(0)                 # (the scalar's type picks the ABI)
+        gemm(blas.gemm[np.dtype(dt)], ROW_MAJOR, NO_TRANS, NO_TRANS, 5, 4, 3, one, a, 3, b, 4,
+             zero, c, 4)
+        omatcopy(blas.omatcopy[np.dtype(dt)], ROW_MAJOR, TRANS, 5, 3, one, a, 3, at, 5)
+        if not (np.allclose(c, a @ b, rtol=1e-5, atol=1e-5) and np.array_equal(at, a.T)):
+            return False
+    return blas.get_threads() >= 1
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas() -> OpenBLAS | None:
+    paths = _library_paths()
+    for path in paths:
+        blas = _bind(path)
+        if blas is not None and _works(blas):
+            return blas
+    why = (f"no 64-bit-integer OpenBLAS build that passes its check among {paths}" if paths
+           else "NumPy's BLAS is not OpenBLAS")
+    probes.unavailable("OpenBLAS's CBLAS symbols", why,
+                       "the LC and DFA ops run on batched np.matmul on the calling thread")
     return None

@@ -20,6 +20,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+from . import probes
+
 M_TRIM_THRESHOLD = -1      # mallopt parameters (malloc.h)
 M_MMAP_MAX = -4            # how many blocks may be mmap'ed at once; 0: none
 TRIM_THRESHOLD = 1 << 30
@@ -27,12 +29,20 @@ TRIM_THRESHOLD = 1 << 30
 _done = None
 
 
+def _libc_mallopt():
+    return ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+
+
 def keep_freed_memory() -> bool:
-    """Apply the settings (once per process); False where the C library is not glibc."""
+    """Apply the settings (once per process); False where the C library is not glibc or has no
+    `mallopt` (glibc's defaults stay: the same results, more page faults), and while the fast
+    CPU face is switched off (`probes`)."""
     global _done
+    if not probes.fast_cpu_enabled():
+        return False
     if _done is None:
         try:
-            mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+            mallopt = _libc_mallopt()
         except (OSError, AttributeError, TypeError):
             _done = False
         else:

@@ -15,7 +15,7 @@ as much as the arithmetic. These kernels read each operand where it lies.
 
 How. Each kernel is a block of accumulators written in LLVM IR (llvmlite, through a Numba
 `intrinsic`), so that the accumulators stay in registers as SSA values; Numba's own loops
-would keep them in memory, or leave the loop scalar (docs/performance.md, sessions 2-6):
+would keep them in memory, or leave the loop scalar (docs/performance.md):
   * `_outer`: an MR × NV block of vectors of C (6 × 2); per step k, NV vector loads of B's
     row k, MR broadcasts of A[i, k], MR·NV fused multiply-adds; a variant also prefetches one
     cache line of another array per step (the drivers' `then`: the next location's weights);
@@ -24,7 +24,7 @@ would keep them in memory, or leave the loop scalar (docs/performance.md, sessio
     C's row k, 6 broadcasts of A[j, k] (six rows read in address order) and 6·NV fused
     multiply-adds. For the input gradient's W[l]ᵀ @ dy, where `_outer` would read W[l] down
     its columns and BLAS packs it, against the hardware prefetcher both ways (ImageNet-LC layer
-    3 at batch 32: 63 against 80 ms with BLAS; docs/performance.md, tenth session); it has
+    3 at batch 32: 63 against 80 ms with BLAS; docs/performance.md); it has
     the same prefetching variant;
   * `_dot`: an MR × NR block of vector accumulators over R; per step, MR + NR vector loads and
     MR·NR fused multiply-adds, then each accumulator summed across its lanes.
@@ -36,7 +36,7 @@ measured). AVX-512's 32 registers hold the same blocks of vectors twice as wide:
 host, whose AVX-512 does no more arithmetic per cycle than AVX2, they still take ImageNet-LC
 layer 3's forward at batch 32 from 38-49 to 31-38 ms and its input gradient from 39-49 to
 32-36, MNIST-LC layer 2's forward from 2.05 to 1.50-1.57 ms: half the loads, broadcasts and
-loop steps per multiply-add (docs/performance.md, thirteenth session). Blocks at the edges
+loop steps per multiply-add (docs/performance.md). Blocks at the edges
 pass their row and column counts at run time: rows and vectors past them read a valid row or
 vector and are not stored (`_rank` holds B's rows past them as zeros). What is left over at
 the edges, less than one vector, runs as plain loops in the drivers. The kernels read and write
@@ -45,21 +45,40 @@ through raw addresses, so the drivers refuse mismatched shapes, dtypes and row s
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import llvmlite
 import numba
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import types
-from numba.core import cgutils, codegen
 from numba.extending import intrinsic
+
+from . import kernel_cache, probes
+from .kernel_cache import njit
 
 
 def _vector_bytes():
     """64 if the CPU Numba compiles for has AVX-512, else 32. The features are the ones Numba's
-    code generator reads (NUMBA_CPU_FEATURES, else the host's), which also key its cache of
-    compiled kernels, so a cached kernel always has this width."""
+    code generator reads (NUMBA_CPU_FEATURES, else LLVM's report of the host, with AVX off
+    under NUMBA_ENABLE_AVX=0), which also key its cache of compiled kernels, so a cached kernel
+    always has this width. 32 where they cannot be read: LLVM splits a wider vector than the
+    host has into several, so that width is right everywhere, if not fastest."""
     features = numba.config.CPU_FEATURES
     if features is None:
-        features = codegen.get_host_cpu_features()
+        if not numba.config.ENABLE_AVX:
+            return 32
+        try:
+            features = binding.get_host_cpu_features().flatten()
+        except Exception:                    # (RuntimeError where LLVM cannot tell)
+            return 32
     return 64 if "+avx512f" in features.split(",") else 32
 
 
@@ -67,6 +86,8 @@ VECTOR_BYTES = _vector_bytes()
 CACHE_LINE = 64                # bytes
 DOT_MR, DOT_NR = 4, 3         # `_dot`: rows of A × rows of B per block
 RANK_MR = 6                   # `_rank`: rows of A and B per update
+CHILD_TIMEOUT_S = 600           # `_check_in_child`: a cold compile on a busy machine included
+PREFETCH = "llvm.prefetch.p0"  # the LLVM intrinsic `_prefetch` calls (LLVM 15 on: opaque pointers)
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
@@ -147,17 +168,22 @@ def _load(builder, ptr, vty, size):
     return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=size)
 
 
+def _intrinsic(builder, name, fnty):
+    """The declaration of LLVM intrinsic `name` in the builder's module. The names are LLVM's
+    and their mangling follows LLVM's types, which has changed between LLVM versions: `usable()`
+    checks that they compile."""
+    return builder.module.globals.get(name) or ir.Function(builder.module, fnty, name)
+
+
 def _fma(builder, vty):
     bits = 32 if isinstance(vty.element, ir.FloatType) else 64
-    fnty = ir.FunctionType(vty, [vty, vty, vty])
-    return cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.v{vty.count}f{bits}")
+    return _intrinsic(builder, f"llvm.fma.v{vty.count}f{bits}", ir.FunctionType(vty, [vty] * 3))
 
 
 def _prefetch(builder, base, line, lines):
     """Prefetch cache line min(line, lines − 1) from address `base` on, into every level."""
     i32, i8p = ir.IntType(32), ir.IntType(8).as_pointer()
-    fn = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
+    fn = _intrinsic(builder, PREFETCH, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]))
     last = builder.sub(lines, _const(1))
     line = builder.select(builder.icmp_signed("<", line, last), line, last)
     address = builder.add(base, builder.mul(line, _const(CACHE_LINE)))
@@ -380,12 +406,12 @@ def _stream(typingctx, one, src, dst, head, vectors, tail):
     return types.void(one, src, dst, head, vectors, tail), codegen
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def stream(src, dst):
     """dst[...] = src by stores that bypass the cache (non-temporal), for C-contiguous arrays of
     one shape and float dtype. An ordinary store first reads the line it writes; for a result
     larger than the last-level cache, which goes out to memory anyway, that read is wasted
-    (ImageNet-LC's weight gradients: docs/performance.md, eleventh session). The numbers before
+    (ImageNet-LC's weight gradients: docs/performance.md). The numbers before
     dst's first vector-aligned address and after its last whole vector are copied plainly."""
     _one_float_dtype(src, dst, dst)
     if src.shape != dst.shape:
@@ -401,11 +427,11 @@ def stream(src, dst):
             n - head - vectors * (VECTOR_BYTES // size))
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def warm(a):
     """Read a's memory into the cache, one load per cache line in address order: a sequential
     stream that the hardware prefetcher follows, unlike BLAS's packing of a transposed operand
-    (docs/performance.md, ninth session). a must be C-contiguous."""
+    (docs/performance.md). a must be C-contiguous."""
     if not a.flags.c_contiguous:
         raise ValueError("simd.warm: the array must be C-contiguous")
     lines = (a.size * a.itemsize + CACHE_LINE - 1) // CACHE_LINE
@@ -427,12 +453,12 @@ def _one_float_dtype(typingctx, a, b, c):
     return types.void(a, b, c), codegen
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _rows_contiguous(a):
     return a.shape[1] < 2 or a.strides[1] == a.itemsize
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _check(A, B, C, M, Nc, by_vectors, also_by_vectors):
     """C (M, Nc) against the product's shape, and contiguous rows in the two operands the kernel
     reads or writes by whole vectors: the kernels themselves check nothing."""
@@ -443,13 +469,13 @@ def _check(A, B, C, M, Nc, by_vectors, also_by_vectors):
         raise ValueError("simd: an operand the kernel reads by vectors has non-contiguous rows")
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _numbers(a):
     """a's strides in numbers."""
     return a.strides[0] // a.itemsize, a.strides[1] // a.itemsize
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _operands(A, B, C):
     """(one, lanes, a0, b0, c0, size): the number 1 in C's dtype (the kernels' type argument),
     numbers per vector, the three arrays' addresses and the bytes per number."""
@@ -457,13 +483,13 @@ def _operands(A, B, C):
             B.ctypes.data, C.ctypes.data, C.itemsize)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _check_then(then):
     if then is not None and not then.flags.c_contiguous:
         raise ValueError("simd: `then` must be C-contiguous")
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _then_share(then, blocks, block):
     """(address, lines): the cache lines of `then` that block `block` of a product's `blocks`
     prefetches, an even share of them, at least one line (the last, when they run out)."""
@@ -473,7 +499,7 @@ def _then_share(then, blocks, block):
     return then.ctypes.data + start * CACHE_LINE, max(1, min(per_block, lines - start))
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def gemm_nn(A, B, C, then=None):
     """C = A @ B for A (M, K), B (K, Nc) and C (M, Nc) of one float dtype, B's and C's rows
     contiguous (their strides[1] one number), K ≥ 1. `then`, a C-contiguous array (the next
@@ -513,7 +539,7 @@ def gemm_nn(A, B, C, then=None):
             C[i, n] = s
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def gemm_nt(A, B, C):
     """C = A @ Bᵀ for A (M, R), B (Nc, R) and C (M, Nc) of one float dtype, A's and B's rows
     contiguous."""
@@ -542,7 +568,7 @@ def gemm_nt(A, B, C):
             C[i, j] = s
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def gemm_tn(A, B, C, then=None):
     """C = Aᵀ @ B for A (M, K), B (M, Nc) and C (K, Nc) of one float dtype, all rows contiguous,
     M ≥ 1: rank-6 updates of C, each reading six rows of A in address order (streams that the
@@ -586,3 +612,96 @@ def gemm_tn(A, B, C, then=None):
             for i in range(1, M):
                 s += A[i, k] * B[i, n]
             C[k, n] = s
+
+
+def usable() -> bool:
+    """The probe of these kernels: whether they compile on this Numba and LLVM and compute what
+    NumPy does. False, with one warning, where they do not, and when the fast CPU face is
+    switched off (`probes`); the LC ops then take their plain NumPy path, which compiles nothing
+    of this module."""
+    return probes.fast_cpu_enabled() and _probed()
+
+
+@functools.lru_cache(maxsize=None)
+def _probed() -> bool:
+    """`check()` run in a child process, once per Numba, llvmlite, CPU and set of sources (the
+    answer is kept beside the cached kernels): an intrinsic name this LLVM does not know crashes
+    the compiler, which only a child can survive. The child also fills the kernel cache."""
+    directory = kernel_cache.cache_directory()
+    answer = None if directory is None else directory / _answer_name()
+    try:
+        why = json.loads(answer.read_text())["failed"]
+    except (AttributeError, OSError, ValueError, KeyError):
+        why, keep = _check_in_child()
+        if keep and answer is not None:
+            partial = answer.with_name(f"{answer.name}.{os.getpid()}")
+            with contextlib.suppress(OSError):
+                partial.write_text(json.dumps({"failed": why}))
+                os.replace(partial, answer)
+    if why is not None:
+        probes.unavailable("the LLVM product kernels (simd)", why,
+                           "the LC ops run on batched np.matmul on the calling thread")
+    return why is None
+
+
+def _answer_name() -> str:
+    features = numba.config.CPU_FEATURES or ""
+    if not features:
+        with contextlib.suppress(Exception):
+            features = binding.get_host_cpu_features().flatten()
+    key = f"{numba.__version__} {llvmlite.__version__} {VECTOR_BYTES} {features}"
+    return f"simd-probe-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+CHECK = "from lcengine.ops.cpu import simd; print(simd.check() or 'ok')"
+
+
+def _check_in_child(code: str = CHECK) -> tuple[str | None, bool]:
+    """(why the kernels failed, or None; whether that answer is worth keeping: not after a
+    timeout, which a busy machine can cause), from running `code` in a child process: it must
+    print "ok" last when the kernels work."""
+    root = str(Path(__file__).resolve().parents[3])           # where `lcengine` imports from
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    try:
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"the check took over {CHILD_TIMEOUT_S} s", False
+    except OSError as err:
+        return f"the check could not start: {err}", False
+    lines = run.stdout.strip().splitlines()
+    if run.returncode == 0 and lines and lines[-1] == "ok":
+        return None, True
+    if run.returncode < 0:
+        return f"compiling them crashed the process (signal {-run.returncode})", True
+    reason = (lines[-1:] or run.stderr.strip().splitlines()[-1:] or ["no output"])[0]
+    return f"the check failed: {reason}", True
+
+
+def check() -> str | None:
+    """Every kernel and block edge on small operands of both dtypes against NumPy: 13 × 7 by
+    7 × 37 (two 6-row blocks and a partial one, vectors and a remainder, with and without a
+    prefetched array), its transposed product and the weight gradient's, `warm` and `stream`.
+    None when all agree, else what went wrong."""
+    rng = np.random.default_rng(0)
+    try:
+        for dtype in (np.float32, np.float64):
+            A, B = (rng.standard_normal(s).astype(dtype) for s in ((13, 7), (7, 37)))
+            D, E = (rng.standard_normal(s).astype(dtype) for s in ((13, 37), (5, 37)))
+            then = rng.standard_normal(300).astype(dtype)
+            C, Ct, Cn, copy = (np.empty(s, dtype) for s in ((13, 37), (7, 37), (13, 5), 300))
+            tol = dict(rtol=1e-4, atol=1e-4)
+            for prefetched in (None, then):
+                gemm_nn(A, B, C, prefetched)
+                gemm_tn(A, D, Ct, prefetched)
+                if not (np.allclose(C, A @ B, **tol) and np.allclose(Ct, A.T @ D, **tol)):
+                    return f"a {dtype.__name__} product differs from NumPy's"
+            gemm_nt(D, E, Cn)
+            warm(then)
+            stream(then, copy)
+            if not (np.allclose(Cn, D @ E.T, **tol) and np.array_equal(copy, then)):
+                return f"a {dtype.__name__} product or copy differs from NumPy's"
+    except Exception as err:                 # a compile error of the LLVM IR, or a refused call
+        return f"{type(err).__name__}: {err}".splitlines()[0]
+    return None

@@ -9,14 +9,14 @@ CIFAR-LC's (128, 256·8·8) float32 activations, against 7.3 for NumPy's transpo
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from . import cblas
 from .cblas import ROW_MAJOR, TRANS
+from .kernel_cache import njit
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _transpose(omatcopy, a, at):
     """at (F, N) = aᵀ for C-contiguous a (N, F) and at."""
     N, F = a.shape
