@@ -214,7 +214,8 @@ def _duration(seconds: float) -> str:
 def group_table(group: Group) -> str:
     head = ("| rule | run | epochs run / asked | best test (epoch) | final test | best train "
             f"| final train | paper test | paper train | best − paper | fall of best test, last "
-            f"{RECENT} epochs | epochs to the paper's best (power-law fit, optimistic) | training time |")
+            f"{RECENT} epochs | epochs to the paper's best (power-law fit, optimistic) "
+            "| training time |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for row in group.rows:
         n, paper = summary(row.run), row.paper
@@ -335,9 +336,9 @@ def angles_figure(group: Group, path: Path) -> Path | None:
         for i, layer in enumerate(layers):
             degrees = [r["alignment_deg"].get(layer, math.nan) for r in h]
             top = max([top] + [d for d in degrees if d == d])
-            ax.plot([r["epoch"] for r in h], degrees, color=shades(0.85 * i / max(1, len(layers) - 1)),
-                    label=f"layer {int(layer.split('.')[0]) + 1}", marker="." if len(h) < 30
-                    else None)
+            ax.plot([r["epoch"] for r in h], degrees, label=f"layer {int(layer.split('.')[0]) + 1}",
+                    color=shades(0.85 * i / max(1, len(layers) - 1)),
+                    marker="." if len(h) < 30 else None)
         ax.set_title(row.label, fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
