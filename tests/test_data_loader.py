@@ -5,7 +5,8 @@ import pytest
 
 from lcengine.backend import get_backend
 from lcengine.data import DataError, Loader, open_shards
-from lcengine.data.transforms import random_crop_flip, random_resized_crop_flip
+from lcengine.data.transforms import (AUGMENT, CIFAR_FILL, random_crop_flip,
+                                      random_resized_crop_flip, to_float)
 
 BACKEND = get_backend("cpu", "ref")
 MINI_TRAIN_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
@@ -92,6 +93,17 @@ def test_cifar_crop_keeps_a_shifted_window_and_flip_mirrors():
         padded = np.pad(images[i], ((0, 0), (4, 4), (4, 4)))
         window = padded[:, top[i]:top[i] + 32, left[i]:left[i] + 32]
         np.testing.assert_array_equal(out[i], window[:, :, ::-1] if flip[i] else window)
+
+
+def test_cifar_crops_are_padded_with_the_mean_colour_which_normalises_to_zero():
+    images = np.full((64, 3, 32, 32), 255, np.uint8)
+    out = AUGMENT["cifar10"](images, np.random.default_rng(1))
+    border = out != 255                               # what the padding brought in
+    assert border.any()
+    for channel, fill in enumerate(CIFAR_FILL):
+        assert set(np.unique(out[:, channel][border[:, channel]])) == {fill}
+    x = to_float(np.asarray(CIFAR_FILL, np.uint8).reshape(1, 3, 1, 1), "cifar10")
+    np.testing.assert_allclose(x, 0.0, atol=0.01)     # the mean colour, within a pixel's rounding
 
 
 def test_random_resized_crop_keeps_shape_and_is_seeded():

@@ -2,9 +2,12 @@
 
 Choices, per dataset (the `dataset` name of a shard set):
 - mnist:    pixels / 255, no augmentation, no mean subtraction.
-- cifar10:  train: random 32x32 crop of the image zero-padded by 4 on every side, then a
-            horizontal flip with probability 1/2. Then pixels / 255 and per-channel
-            normalisation with the CIFAR-10 training-set mean and std (the usual constants).
+- cifar10:  train: random 32x32 crop of the image padded by 4 on every side with the mean
+            colour, then a horizontal flip with probability 1/2. Then pixels / 255 and
+            per-channel normalisation with the CIFAR-10 training-set mean and std (the usual
+            constants). The mean colour normalises to 0, so the border carries no signal: a
+            black border (-2 std) marks 80 of 81 training crops and no test image, and a net
+            without shared weights learns to rely on it (CIFAR-10 FC, BP: docs/results.md).
 - imagenet: train: random-resized crop (area 8%-100% of the stored image, aspect ratio 3/4-4/3,
             10 tries then the centre), bilinear resize back to the stored size, horizontal flip
             with probability 1/2. Eval: the stored image, which prep already centre-cropped.
@@ -18,6 +21,7 @@ data-parallel processes, `lcengine.distributed`): every process sees the draws o
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -32,11 +36,13 @@ RRC_RATIO = (3 / 4, 4 / 3)
 
 
 def random_crop_flip(images: np.ndarray, rng: np.random.Generator, n: int | None = None,
-                     start: int = 0, pad: int = CIFAR_PAD):
-    """Rows start.. of a minibatch of n (default: images is the whole minibatch)."""
+                     start: int = 0, pad: int = CIFAR_PAD, fill=0):
+    """Rows start.. of a minibatch of n (default: images is the whole minibatch); the padding is
+    `fill` (a value per channel)."""
     rows, c, h, w = images.shape
     n = rows if n is None else n
-    padded = np.zeros((rows, c, h + 2 * pad, w + 2 * pad), np.uint8)
+    padded = np.empty((rows, c, h + 2 * pad, w + 2 * pad), np.uint8)
+    padded[...] = np.asarray(fill, np.uint8).reshape(-1, 1, 1)
     padded[:, :, pad:pad + h, pad:pad + w] = images
     top = rng.integers(0, 2 * pad + 1, n)[start:]
     left = rng.integers(0, 2 * pad + 1, n)[start:]
@@ -78,7 +84,10 @@ def random_resized_crop_flip(images: np.ndarray, rng: np.random.Generator, n: in
     return out
 
 
-AUGMENT = {"cifar10": random_crop_flip, "imagenet": random_resized_crop_flip}
+#: CIFAR-10's mean colour as pixels, what its crops are padded with
+CIFAR_FILL = tuple(round(255 * m) for m in MEAN_STD["cifar10"][0])
+AUGMENT = {"cifar10": partial(random_crop_flip, fill=CIFAR_FILL),
+           "imagenet": random_resized_crop_flip}
 
 
 def to_float(images: np.ndarray, dataset: str) -> np.ndarray:
