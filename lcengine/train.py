@@ -124,9 +124,10 @@ class Run:
         self.train_eval_loader = Loader(self.train_set, train=False, shuffle=False, **common,
                                         **part)
         self.test_loader = Loader(self.test_set, train=False, shuffle=False, **common, **part)
-        # the angles to BP are measured on rank 0 on the whole first minibatch
-        self.align_loader = self.train_eval_loader if self.group.size == 1 else \
-            Loader(self.train_set, train=False, shuffle=False, **common)
+        # the angles to BP are measured on rank 0, on the whole first minibatch of epoch 0's
+        # shuffled order, unaugmented: stored order can be one class (CIFAR-10 and ImageNet
+        # shards are written class by class)
+        self.align_loader = Loader(self.train_set, train=False, **common)
         self.reducer = self.group.reducer(self.backend)
         self.chance_loss = math.log(self.train_set.n_classes)
         self._check_split()
