@@ -14,8 +14,8 @@ frees the trial the moment its worker dies. Workers on several hosts therefore n
 flock works across hosts: NFS does (Linux maps flock onto NFS byte-range locks), Lustre when
 mounted with -o flock.
 
-The training process is a child of the worker, out of the terminal's process group: a Ctrl-C or SIGTERM
-reaches the worker, which passes one SIGINT to each child (it checkpoints where it stands and
+The training process is a child of the worker, out of the terminal's process group: a Ctrl-C
+or SIGTERM reaches the worker, which passes one SIGINT to each child (it checkpoints where it stands and
 stops) and leaves the trials to be resumed; if the worker is killed outright, the kernel sends
 the child the same SIGINT (trial_process.py). A trial is a subprocess rather than a call
 because a crash, an out-of-memory kill or a diverging run then ends only that trial, and
