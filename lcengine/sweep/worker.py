@@ -15,10 +15,10 @@ flock works across hosts: NFS does (Linux maps flock onto NFS byte-range locks),
 mounted with -o flock.
 
 The training process is a child of the worker, out of the terminal's process group: a Ctrl-C
-or SIGTERM reaches the worker, which passes one SIGINT to each child (it checkpoints where it stands and
-stops) and leaves the trials to be resumed; if the worker is killed outright, the kernel sends
-the child the same SIGINT (trial_process.py). A trial is a subprocess rather than a call
-because a crash, an out-of-memory kill or a diverging run then ends only that trial, and
+or SIGTERM reaches the worker, which passes one SIGINT to each child (it checkpoints where it
+stands and stops) and leaves the trials to be resumed; if the worker is killed outright, the
+kernel sends the child the same SIGINT (trial_process.py). A trial is a subprocess rather than a
+call because a crash, an out-of-memory kill or a diverging run then ends only that trial, and
 because `--jobs` needs processes: the training loop holds the GIL.
 
 Each epoch's test error is reported to Optuna as the trial's intermediate value at that epoch;
