@@ -85,8 +85,12 @@ def train(preset, config_file, resume, **options):
     hyper-parameters from the paper's Table 5 for the chosen setting.
 
     Under `mpiexec -n K`, K data-parallel processes share every minibatch (--batch-size is the
-    whole minibatch), with the same result as one process; rank 0 prints and writes."""
+    whole minibatch), with the same result as one process; rank 0 prints and writes.
+
+    A program that runs this command in-process (a sweep's trial) may pass
+    `obj={"after_epoch": f}`: train.start's per-epoch callback."""
     given = {name: value for name, value in options.items() if value is not None}
+    after_epoch = (click.get_current_context().obj or {}).get("after_epoch")
     run_dir = Path(resume) if resume is not None else None
     try:
         group = distributed.world()
@@ -95,11 +99,11 @@ def train(preset, config_file, resume, **options):
     echo = click.echo if group.root else _quiet
     try:
         if resume is not None:
-            history = _resume(run_dir, preset, config_file, given, echo)
+            history = _resume(run_dir, preset, config_file, given, echo, after_epoch)
         else:
             config = _fresh_config(preset, config_file, given, group, echo)
             run_dir = Path(config.out)
-            history = training.start(config, run_dir, echo=echo)
+            history = training.start(config, run_dir, echo=echo, after_epoch=after_epoch)
     except training.Interrupted as err:                 # every process stops at the same step
         raise (_exit(str(err), err.exit_code) if group.root
                else click.exceptions.Exit(err.exit_code)) from None
@@ -150,7 +154,7 @@ def _fresh_config(preset, config_file, given, group, echo) -> TrainConfig:
     return config
 
 
-def _resume(run_dir: Path, preset, config_file, given, echo) -> list[dict]:
+def _resume(run_dir: Path, preset, config_file, given, echo, after_epoch) -> list[dict]:
     others = sorted(set(given) - {"epochs", "data"}) + [o for o, v in (("preset", preset),
                                                                        ("config", config_file))
                                                         if v]
@@ -159,7 +163,8 @@ def _resume(run_dir: Path, preset, config_file, given, echo) -> list[dict]:
                           f"and --data (shards that moved) may be given with it, not "
                           f"--{others[0].replace('_', '-')}")
     epochs = coerce("epochs", given["epochs"], "--epochs") if "epochs" in given else None
-    return training.resume(run_dir, epochs, echo=echo, data=given.get("data"))
+    return training.resume(run_dir, epochs, echo=echo, data=given.get("data"),
+                           after_epoch=after_epoch)
 
 
 def _exit(message: str, code: int = 1) -> click.ClickException:

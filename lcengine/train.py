@@ -364,8 +364,10 @@ def cpu_threads(n: int):
 
 
 # --- starting and resuming ------------------------------------------------------------------
-def start(config: TrainConfig, run_dir: Path, echo=print) -> list[dict]:
-    """Create `run_dir`, save the config and a checkpoint of the initial state, and train."""
+def start(config: TrainConfig, run_dir: Path, echo=print, after_epoch=None) -> list[dict]:
+    """Create `run_dir`, save the config and a checkpoint of the initial state, and train.
+    `after_epoch(record)`, if given, is called on rank 0 once each epoch is saved and logged;
+    True stops the run there (a sweep's pruner decides this way)."""
     run = Run(config)
     run_dir = Path(run_dir)
     if run.group.root:
@@ -380,7 +382,7 @@ def start(config: TrainConfig, run_dir: Path, echo=print) -> list[dict]:
                 (run_dir / METRICS).touch()
         position, history, tally = Position(), [], new_tally()
         save(run, run_dir, position, history, tally)
-        return loop(run, run_dir, position, history, tally, echo)
+        return loop(run, run_dir, position, history, tally, echo, after_epoch)
 
 
 def read_checkpoint(run_dir: Path, echo=print) -> dict:
@@ -406,14 +408,15 @@ def saved_config(state: dict) -> TrainConfig:
 
 
 def resume(run_dir: Path, epochs: int | None = None, echo=print,
-           data: str | None = None) -> list[dict]:
+           data: str | None = None, after_epoch=None) -> list[dict]:
     """Continue a run from its newest complete checkpoint (optionally to a new epoch count, or
-    with its shards in a new place `data`: the same dataset and image shape)."""
+    with its shards in a new place `data`: the same dataset and image shape); `after_epoch` as
+    for `start`."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise checkpoint.CheckpointError(f"{run_dir}: no such run directory")
     with one_writer(run_dir, "lcengine train --resume"):
-        return _resume(run_dir, epochs, echo, data)
+        return _resume(run_dir, epochs, echo, data, after_epoch)
 
 
 def one_writer(run_dir: Path, command: str):
@@ -421,7 +424,8 @@ def one_writer(run_dir: Path, command: str):
     return storage.hold(run_dir, command) if distributed.world().root else nullcontext()
 
 
-def _resume(run_dir: Path, epochs: int | None, echo, data: str | None) -> list[dict]:
+def _resume(run_dir: Path, epochs: int | None, echo, data: str | None,
+            after_epoch) -> list[dict]:
     state = read_checkpoint(run_dir, echo)
     config = saved_config(state)
     if epochs is not None:
@@ -443,7 +447,7 @@ def _resume(run_dir: Path, epochs: int | None, echo, data: str | None) -> list[d
                                      "".join(json.dumps(r) + "\n" for r in history))
     echo(f"resuming {run_dir} at epoch {position.epoch + 1}, "
          f"{config.phases[position.phase]} pass, batch {position.batch}")
-    return loop(run, run_dir, position, history, state["tally"], echo)
+    return loop(run, run_dir, position, history, state["tally"], echo, after_epoch)
 
 
 def moved_data(config: TrainConfig, data: str) -> str:
@@ -470,7 +474,7 @@ def save(run: Run, run_dir: Path, position: Position, history: list, tally: dict
 
 # --- the loop -----------------------------------------------------------------------------------
 def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict,
-         echo=print) -> list[dict]:
+         echo=print, after_epoch=None) -> list[dict]:
     config = run.config
     phases = config.phases
     n_batches = run.phase_batches()
@@ -519,9 +523,14 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
                     f.flush()
                     os.fsync(f.fileno())
             echo(summary_line(record, config))
-            if run.group.sum([interrupt.requested])[0]:
-                raise interrupt.stop(f"after epoch {epoch + 1}; continue with: "
-                                     f"lcengine train --resume {run_dir}")
+            told = bool(after_epoch and run.group.root and after_epoch(record))
+            asked, told = run.group.sum([interrupt.requested, told])
+            resume_with = f"continue with: lcengine train --resume {run_dir}"
+            if asked:
+                raise interrupt.stop(f"after epoch {epoch + 1}; {resume_with}")
+            if told:
+                raise Interrupted(f"stopped after epoch {epoch + 1}, as after_epoch asked; "
+                                  f"{resume_with}")
     return history
 
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from lcengine.cli import main as lcengine_main
 from lcengine.config import ConfigError
 from lcengine.sweep.space import load_space, parse_space
-from lcengine.sweep.worker import has_checkpoint
+from lcengine.sweep.worker import Worker, has_checkpoint
 
 optuna = pytest.importorskip("optuna")
 
@@ -227,7 +227,17 @@ def test_two_workers_share_a_sweep_without_running_a_trial_twice(tmp_path):
 
 
 @pytest.mark.slow
-def test_successive_halving_prunes_a_trial_behind_the_best_at_its_rung(tmp_path):
+@pytest.mark.parametrize("worker_delay", [0, 1.5], ids=["prompt-worker", "busy-worker"])
+def test_successive_halving_prunes_a_trial_behind_the_best_at_its_rung(tmp_path, monkeypatch,
+                                                                       worker_delay):
+    # a busy worker looks at its trials seconds late, long after several of these tiny epochs:
+    # the trial waits for its worker at each epoch's end, so the same trials are pruned
+    follow = Worker.follow
+
+    def late_follow(self, run):
+        time.sleep(worker_delay)
+        follow(self, run)
+    monkeypatch.setattr(Worker, "follow", late_follow)
     root = tmp_path / "sweep"
     result = cli("sweep", "--algo", "bp", "--samples", 3, "--epochs", 10, *SMALL, "--root", root,
                  "--prune", "halving", "--prune-after", 1)

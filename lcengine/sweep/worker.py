@@ -21,16 +21,18 @@ kernel sends the child the same SIGINT (trial_process.py). A trial is a subproce
 call because a crash, an out-of-memory kill or a diverging run then ends only that trial, and
 because `--jobs` needs processes: the training loop holds the GIL.
 
-Each epoch's test error is reported to Optuna as the trial's intermediate value at that epoch;
-when the pruner says stop, the trial is sent SIGINT and told pruned (its run directory stays,
-resumable by hand). A trial's value is its best test error over its epochs, as the paper
-reports it.
+Each epoch's test error is reported to Optuna as the trial's intermediate value at that epoch.
+The trial waits at the end of each epoch until its worker has reported it and asked the pruner
+(trial_process.py), so pruning depends only on the values, never on timing; a pruned trial
+checkpoints and stops there and is told pruned (its run directory stays, resumable by hand).
+A trial's value is its best test error over its epochs, as the paper reports it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -44,8 +46,10 @@ from ..distributed import LAUNCHER_SIZE_VARS
 from ..report import ReportError, read_metrics
 from ..train import CONFIG, METRICS
 from .study import Sweep, worker_name
+from .trial_process import GO_ON, STOP
 
-#: seconds between looks at the running trials' metrics and at the study
+#: the longest wait between looks at the running trials and at the study (a trial's end of epoch
+#: wakes the worker at once)
 POLL_SECONDS = 0.5
 #: a training process's exit status after a Ctrl-C (checkpointed, resumable)
 INTERRUPTED = 130
@@ -103,8 +107,38 @@ class TrialRun:
     lock: IO
     log: IO
     process: subprocess.Popen
+    epochs_ended: int | None       # the pipe on which the trial says an epoch ended
+    verdicts: int | None           # the pipe on which it waits for the verdict
     reported: set = field(default_factory=set)
     pruned: bool = False
+
+    def waiting(self) -> int:
+        """How many ends of epoch the trial has announced since the last look (without
+        blocking); at the trial's exit the pipe is closed here."""
+        if self.epochs_ended is None:
+            return 0
+        try:
+            said = os.read(self.epochs_ended, 4096)
+        except BlockingIOError:
+            return 0
+        if not said:
+            os.close(self.epochs_ended)
+            self.epochs_ended = None
+        return said.count(b"\n")
+
+    def answer(self, count: int) -> None:
+        for _ in range(count if self.verdicts is not None else 0):
+            try:
+                os.write(self.verdicts, STOP if self.pruned else GO_ON)
+            except BrokenPipeError:
+                return
+
+    def close_pipes(self) -> None:
+        """A trial waiting for a verdict reads the end of the pipe as: go on."""
+        for fd in (self.epochs_ended, self.verdicts):
+            if fd is not None:
+                os.close(fd)
+        self.epochs_ended = self.verdicts = None
 
 
 class Worker:
@@ -124,7 +158,8 @@ class Worker:
                     pass
                 if not self.running and not self.unfinished():
                     return self.finished
-                time.sleep(POLL_SECONDS)
+                select.select([r.epochs_ended for r in self.running.values()
+                               if r.epochs_ended is not None], [], [], POLL_SECONDS)
                 for run in list(self.running.values()):
                     self.follow(run)
                     if run.process.poll() is not None:
@@ -140,8 +175,8 @@ class Worker:
         """One SIGINT to each training process (each checkpoints and stops), then wait."""
         self.stopping = True
         for run in self.running.values():
-            if not run.pruned:
-                run.process.send_signal(signal.SIGINT)
+            run.process.send_signal(signal.SIGINT)
+            run.close_pipes()
         for run in list(self.running.values()):
             run.process.wait()
             self.finish(run)
@@ -209,30 +244,40 @@ class Worker:
         trial.set_user_attr("run_dir", run_dir.name)
         trial.set_user_attr("workers", frozen.user_attrs.get("workers", []) + [worker_name()])
         log = open(sweep.root / f"{trial_name(number)}.log", "a")
+        epochs_ended, trial_says = os.pipe()
+        trial_hears, verdicts = os.pipe()
         command = [sys.executable, "-m", "lcengine.sweep.trial_process", str(os.getpid()),
-                   "train", *args]
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
-                                   start_new_session=True, env=trial_environment())
+                   str(trial_says), str(trial_hears), "train", *args]
+        try:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                pass_fds=(lock.fileno(), trial_says, trial_hears), start_new_session=True,
+                env=trial_environment())
+        finally:
+            os.close(trial_says)
+            os.close(trial_hears)
+        os.set_blocking(epochs_ended, False)
         self.running[number] = TrialRun(number, trial, run_dir, lock, log, process,
+                                        epochs_ended, verdicts,
                                         reported=set(frozen.intermediate_values))
         shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in params.items())
         self.echo(f"trial {number}: {how} {run_dir} ({shown})")
 
     def follow(self, run: TrialRun) -> None:
-        """Report new epochs to the pruner; stop the trial if it says so."""
+        """Report new epochs to the pruner, then answer the trial's waiting ends of epoch: stop
+        if the pruner said so."""
+        waiting = run.waiting()           # read first: each announced epoch is in the metrics
         for record in history(run.run_dir):
             if record["epoch"] in run.reported:
                 continue
             run.trial.report(record["test_error"], record["epoch"])
             run.reported.add(record["epoch"])
-            if not run.pruned and not self.stopping and run.process.poll() is None \
-                    and run.trial.should_prune():
+            if not run.pruned and not self.stopping and run.trial.should_prune():
                 run.pruned = True
-                run.process.send_signal(signal.SIGINT)
                 self.echo(f"trial {run.number}: pruned after epoch {record['epoch']} "
                           f"(test error {record['test_error']:.2f}%)")
+        run.answer(waiting)
 
     def finish(self, run: TrialRun) -> None:
         """Tell the study how the trial ended (or leave it running, to be resumed)."""
@@ -263,6 +308,7 @@ class Worker:
             run.trial.set_user_attr("failure", failure)
             study.tell(run.number, state=TrialState.FAIL)
             outcome = f"failed: {failure}"
+        run.close_pipes()
         run.log.close()
         run.lock.close()
         self.finished += told
