@@ -191,7 +191,8 @@ def bench_lc(cupy, args, timer, peak, torch):
                     "ref_over_ours": round(ref_ms / ms, 2) if ref_ms else None,
                     "torch_over_ours": round(torch_ms / ms, 2) if torch_ms else None,
                     "tf32": {"lcengine": False,
-                             "torch": bool(torch.backends.cuda.matmul.allow_tf32) if torch else None},
+                             "torch": (bool(torch.backends.cuda.matmul.allow_tf32)
+                                       if torch else None)},
                 }), flush=True)
 
 

@@ -15,7 +15,8 @@ common=(--dataset mnist --data data/mnist --arch fc --batch-size 32)
 lcengine train --algo bp  --epochs 60 "${common[@]}" --out runs/mnist-fc-bp
 lcengine train --algo fa  --epochs 60 "${common[@]}" --out runs/mnist-fc-fa
 lcengine train --algo dfa --epochs 60 "${common[@]}" --out runs/mnist-fc-dfa
-lcengine train --algo dtp --schedule alternating --epochs 60 "${common[@]}" --out runs/mnist-fc-dtp-alt
+lcengine train --algo dtp --schedule alternating --epochs 60 "${common[@]}" \
+    --out runs/mnist-fc-dtp-alt
 # SDTP and AO-SDTP: Table 5's inverse learning rate (9.6e-3) saturates the tanh inverses with
 # our summed local losses (docs/results.md); these are the settings that learned.
 lcengine train --algo sdtp --schedule alternating --epochs 100 "${common[@]}" \

@@ -94,8 +94,8 @@ def trace(args) -> None:
             sums[key] = sums.get(key, 0.0) + float(value)
         if step % args.every == 0:
             means = {k: round(v / args.every, 2) for k, v in sums.items()}
-            print(step, means, "max |V_top|", round(float(np.abs(top_inverse.params["W"]).max()), 2),
-                  flush=True)
+            print(step, means, "max |V_top|",
+                  round(float(np.abs(top_inverse.params["W"]).max()), 2), flush=True)
             sums = {}
 
 

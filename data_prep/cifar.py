@@ -26,7 +26,8 @@ RECORD = 1 + 3 * 32 * 32
 PICKLE_BATCH = re.compile(r"(data_batch_\d+|test_batch)")
 BINARY_BATCH = re.compile(r"(data_batch_\d+|test_batch).*\.bin")
 FOLDER_IMAGE = re.compile(r"(?:.*/)?(train|test)/([^/]+)/[^/]+")
-SAFE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+SAFE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"),
                 ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
 

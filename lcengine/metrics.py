@@ -9,11 +9,13 @@ from .ops.xp import array_module
 
 def top_k_error(logits, labels, k: int = 1) -> float:
     """Fraction (0..1) of examples whose label is not among the k largest logits. An example
-    counts as right when fewer than k logits are strictly larger than its label's (ties favour it)."""
+    counts as right when fewer than k logits are strictly larger than its label's (ties
+    favour it)."""
     xp = array_module(logits)
     n = logits.shape[0]
     true = logits[xp.arange(n), labels][:, None]                            # (N, 1)
-    rank = (logits > true).sum(axis=1)                                      # logits above the label's
+    # logits above the label's
+    rank = (logits > true).sum(axis=1)
     return float((rank >= k).sum()) / n
 
 

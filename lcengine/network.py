@@ -53,5 +53,7 @@ class Network:
         return h
 
     def parameters(self) -> dict:
-        """Forward parameters keyed "l.name" (l 0-based), the arrays themselves (updated in place)."""
-        return {f"{l}.{k}": v for l, layer in enumerate(self.layers) for k, v in layer.params.items()}
+        """Forward parameters keyed "l.name" (l 0-based), the arrays themselves (updated in
+        place)."""
+        return {f"{l}.{k}": v for l, layer in enumerate(self.layers)
+                for k, v in layer.params.items()}

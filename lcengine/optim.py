@@ -29,8 +29,8 @@ class Optimizer:
     def _check(self, grads):
         unknown = sorted(set(grads) - set(self.params))
         if unknown:
-            raise KeyError(f"{type(self).__name__}.step: gradients for unknown parameters {unknown}; "
-                           "give this optimiser only the params it was built with")
+            raise KeyError(f"{type(self).__name__}.step: gradients for unknown parameters "
+                           f"{unknown}; give this optimiser only the params it was built with")
 
     def _buffers(self):
         raise NotImplementedError
@@ -45,7 +45,8 @@ class Optimizer:
         mine = self.state()
         if set(mine) != set(state):
             raise ValueError(f"{type(self).__name__}.load_state: keys differ (missing "
-                             f"{sorted(set(mine) - set(state))}, unexpected {sorted(set(state) - set(mine))})")
+                             f"{sorted(set(mine) - set(state))}, "
+                             f"unexpected {sorted(set(state) - set(mine))})")
         self.t = int(state["t"])
         for prefix, buffers in self._buffers().items():
             for k, v in buffers.items():
@@ -106,5 +107,6 @@ def make_optimizer(kind: str, params: dict, backend, **hp):
     try:
         cls = OPTIMIZERS[kind]
     except KeyError:
-        raise ValueError(f"unknown optimiser {kind!r}; choose one of {', '.join(OPTIMIZERS)}") from None
+        raise ValueError(f"unknown optimiser {kind!r}; "
+                         f"choose one of {', '.join(OPTIMIZERS)}") from None
     return cls(params, backend=backend, **hp)

@@ -10,7 +10,8 @@
 For each random unit-variance direction u (one draw per key, all seeded by `seed`), the
 central difference (f(x + εu) − f(x − εu)) / 2ε is compared with Σ ⟨grad, u⟩. Checking a few
 directions instead of every coordinate keeps a whole-network check cheap. A failure names the
-worst element, both values, the shape and the seed. Call `f` on float64 inputs: the tolerances assume it.
+worst element, both values, the shape and the seed. Call `f` on float64 inputs: the tolerances
+assume it.
 """
 
 from __future__ import annotations

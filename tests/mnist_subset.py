@@ -56,7 +56,8 @@ def train(rule, x, labels, steps, *, lr, inv_lr=None, schedule="parallel", batch
             phase = "both"
         else:
             phase = "inverse" if (s // per_epoch) % 2 == 0 else "forward"
-        step = rule.gradients(x[b * batch:(b + 1) * batch], labels[b * batch:(b + 1) * batch], phase)
+        rows = slice(b * batch, (b + 1) * batch)
+        step = rule.gradients(x[rows], labels[rows], phase)
         inverse.step(step.inverse)
         if step.forward:
             rule.apply_weight_decay()

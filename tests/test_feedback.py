@@ -66,7 +66,8 @@ def test_b_is_fixed_per_seed_uniform_and_seed_dependent():
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cuda_face_matches_reference(dtype):
-    cupy = pytest.importorskip("cupy", reason="the CUDA face needs CuPy (pip install 'lcengine[gpu]')")
+    cupy = pytest.importorskip("cupy",
+                               reason="the CUDA face needs CuPy (pip install 'lcengine[gpu]')")
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             pytest.skip("the CUDA face needs a CUDA GPU")

@@ -50,7 +50,8 @@ def test_bp_is_aligned_with_itself(mnist):
     x, labels = mnist
     rng = BACKEND.rng(0)
     net = mnist_fc(BACKEND, rng)
-    angles = alignment(make_rule("bp", net, {}, rng), make_rule("bp", net, {}, rng), x[:100], labels[:100])
+    angles = alignment(make_rule("bp", net, {}, rng), make_rule("bp", net, {}, rng),
+                       x[:100], labels[:100])
     assert list(angles) == [f"{l}.W" for l in range(6)]
     assert all(a == 0.0 for a in angles.values()), angles
 

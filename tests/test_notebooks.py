@@ -11,7 +11,7 @@ nbformat = pytest.importorskip("nbformat", reason="the notebook tests need nbfor
 
 LEARN = Path(__file__).resolve().parents[1] / "docs" / "learn"
 NOTEBOOKS = sorted(LEARN.glob("*.ipynb"))
-CELL_TIMEOUT_S = 120       # each notebook takes well under 30 s on a laptop; CI's 2 cores are slower
+CELL_TIMEOUT_S = 120  # each notebook takes well under 30 s on a laptop; CI's 2 cores are slower
 
 
 def test_the_learning_path_is_there():

@@ -12,8 +12,10 @@ BACKEND = get_backend("cpu")
 
 def problem(seed, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    params = {"0.W": rng.standard_normal((3, 4)).astype(dtype), "0.b": rng.standard_normal(3).astype(dtype)}
-    grads = [{k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()} for _ in range(3)]
+    params = {"0.W": rng.standard_normal((3, 4)).astype(dtype),
+              "0.b": rng.standard_normal(3).astype(dtype)}
+    grads = [{k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
+             for _ in range(3)]
     return params, grads
 
 

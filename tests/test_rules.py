@@ -203,7 +203,7 @@ def test_inverse_gradients_match_finite_differences(name):
 
 def tiny_windowed_net(arch, seed):
     return build_network(arch, BACKEND, BACKEND.rng(seed), dtype="float64", width=0.1,
-                         input_shape=(1, 9, 7), n_classes=5)     # 9×7 → LC 3×(5×4) → 6×(3×2) → 102 → 5
+                         input_shape=(1, 9, 7), n_classes=5)  # 9×7 → LC 3×(5×4) → 6×(3×2) → 102 → 5
 
 
 @pytest.mark.parametrize("arch", ["mnist-lc", "mnist-conv"])
@@ -213,7 +213,8 @@ def test_every_rule_runs_on_windowed_nets(arch, name):
     rule = make_rule(name, net, {"aux": 6} if name == "ao-sdtp" else {}, BACKEND.rng(2))
     x = np.random.default_rng(3).uniform(0, 1, (2, 1, 9, 7))
     step = rule.gradients(x, np.array([0, 4]), "both")
-    for grads, params in ((step.forward, rule.forward_params()), (step.inverse, rule.inverse_params())):
+    for grads, params in ((step.forward, rule.forward_params()),
+                          (step.inverse, rule.inverse_params())):
         assert set(grads) == set(params)
         for k, g in grads.items():
             assert g.shape == params[k].shape and g.dtype == params[k].dtype, k
@@ -280,14 +281,16 @@ def test_gradients_on_a_locally_connected_net_match_finite_differences(name):
         params, grads = rule.inverse_params(), rule.gradients(x, labels, "inverse").inverse
         f = lambda: sum(rule.gradients(x, labels, "inverse").info.values())
     check_directional(lambda values: at_params(params, values, f),
-                      {k: v.copy() for k, v in params.items()}, grads, seed=7, rtol=1e-6, atol=1e-10)
+                      {k: v.copy() for k, v in params.items()}, grads,
+                      seed=7, rtol=1e-6, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", TP_FAMILY)
 def test_unit_mean_local_losses_divide_each_local_gradient_by_its_unit_count(name):
     net = small_net(seed=5)
     x, labels = small_batch(6, seed=6)
-    step = {how: make_rule(name, net, {"local_loss": how}, BACKEND.rng(7)).gradients(x, labels, "both")
+    step = {how: make_rule(name, net, {"local_loss": how},
+                           BACKEND.rng(7)).gradients(x, labels, "both")
             for how in ("sum", "mean")}
     top = f"{len(net.layers) - 1}."
     for part in ("forward", "inverse"):
@@ -308,7 +311,8 @@ def test_registry_names_and_errors():
     net = small_net(seed=0)
     with pytest.raises(ValueError, match="unknown rule 'ftp'"):
         make_rule("ftp", net, {}, BACKEND.rng(0))
-    with pytest.raises(ValueError, match="unknown hyper-parameter.*alpah.*local_loss, alpha, sigma"):
+    with pytest.raises(ValueError,
+                       match="unknown hyper-parameter.*alpah.*local_loss, alpha, sigma"):
         make_rule("dtp", net, {"alpah": 0.1}, BACKEND.rng(0))
     with pytest.raises(ValueError, match="local_loss must be one of sum, mean, not 'avg'"):
         make_rule("sdtp", net, {"local_loss": "avg"}, BACKEND.rng(0))
@@ -340,9 +344,11 @@ def test_inverse_keys_follow_the_layers():
     net = small_net(seed=0)
     L = len(net.layers)
     dtp = make_rule("dtp", net, {}, BACKEND.rng(0))
-    assert sorted(dtp.inverse_params()) == sorted(f"inv.{k}.{p}" for k in range(1, L - 1) for p in "Wb")
+    assert (sorted(dtp.inverse_params())
+            == sorted(f"inv.{k}.{p}" for k in range(1, L - 1) for p in "Wb"))
     sdtp = make_rule("sdtp", net, {}, BACKEND.rng(0))
-    assert sorted(sdtp.inverse_params()) == sorted(f"inv.{k}.{p}" for k in range(1, L) for p in "Wb")
+    assert (sorted(sdtp.inverse_params())
+            == sorted(f"inv.{k}.{p}" for k in range(1, L) for p in "Wb"))
     ao = make_rule("ao-sdtp", net, {"aux": 9}, BACKEND.rng(0))
     assert set(ao.inverse_params()) == set(sdtp.inverse_params()) | {f"inv.{L - 1}.V_z"}
     assert ao.state()["W_z"].shape == (9, 8)

@@ -79,7 +79,8 @@ def test_cuda_face_under_simulator():
     # blocks of 256 threads, exercising the grid-stride loop and the per-block loss reduction
     script = ("import numpy as np, test_targets as t\n"
               "from lcengine.ops import targets_cuda\n"
-              "t.check_face(targets_cuda, [(1, 1), (2, 3, 5), (3, 101)], [np.float32, np.float64])\n")
+              "t.check_face(targets_cuda, [(1, 1), (2, 3, 5), (3, 101)], "
+              "[np.float32, np.float64])\n")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1",
                PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO),
                                            os.environ.get("PYTHONPATH", "")]))

@@ -1,4 +1,5 @@
-"""Layers: affine maps with forward, feedback (backward_input), weight-gradient and inverse passes."""
+"""Layers: affine maps with forward, feedback (backward_input), weight-gradient and inverse
+passes."""
 
 from .activations import activation
 from .base import Layer

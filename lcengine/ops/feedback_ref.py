@@ -5,7 +5,8 @@ random matrix B (M, K), M = the layer's number of units. For the paper's ImageNe
 all layers hold ~348 M numbers — more than the forward weights, and the reason the paper could
 not run DFA there. We never store B: each entry is a pure function of (seed, m, k),
 
-    B[m, k] = scale · (2 · u(seed, m·K + k) − 1),   u = top 24 bits of splitmix64(seed ⊕ index) / 2²⁴
+    B[m, k] = scale · (2 · u(seed, m·K + k) − 1),
+          u = top 24 bits of splitmix64(seed ⊕ index) / 2²⁴
 
 so B is uniform on [−scale, scale), identical on every device and face, and a checkpoint needs
 only the seed. The op is
@@ -35,7 +36,8 @@ def splitmix64(z):
 def feedback_matrix(seed, rows, n_classes, scale, dtype):
     """B[rows, :] for the given row indices (an int array), as float `dtype`."""
     xp = array_module(rows)
-    index = rows.astype(xp.uint64)[:, None] * np.uint64(n_classes) + xp.arange(n_classes, dtype=xp.uint64)
+    index = (rows.astype(xp.uint64)[:, None] * np.uint64(n_classes)
+             + xp.arange(n_classes, dtype=xp.uint64))
     bits = splitmix64(index ^ np.uint64(seed)) >> np.uint64(40)           # 24 random bits
     u = bits.astype(np.float64) * (1.0 / (1 << 24))                         # [0, 1)
     return (scale * (2.0 * u - 1.0)).astype(dtype)                          # (rows, K)
@@ -46,5 +48,6 @@ def random_feedback(e, seed, n_units, scale, block=1 << 14):
     out = xp.empty((e.shape[0], n_units), dtype=e.dtype)                    # (N, M)
     for start in range(0, n_units, block):
         rows = xp.arange(start, min(start + block, n_units))
-        out[:, start:start + rows.shape[0]] = e @ feedback_matrix(seed, rows, e.shape[1], scale, e.dtype).T
+        feedback_rows = feedback_matrix(seed, rows, e.shape[1], scale, e.dtype)
+        out[:, start:start + rows.shape[0]] = e @ feedback_rows.T
     return out

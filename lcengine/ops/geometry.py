@@ -20,7 +20,8 @@ def output_size(in_size: int, kernel: int, stride: int, padding: str) -> int:
         return math.ceil(in_size / stride)
     if padding == "valid":
         if in_size < kernel:
-            raise ValueError(f"kernel {kernel} is larger than the input ({in_size}) with padding='valid'")
+            raise ValueError(f"kernel {kernel} is larger than the input ({in_size}) "
+                             "with padding='valid'")
         return (in_size - kernel) // stride + 1
     raise ValueError(f"padding must be 'same' or 'valid', not {padding!r}")
 

@@ -47,8 +47,8 @@ class Rule:
         unknown = sorted(set(hp) - set(self.defaults))
         if unknown:
             known = ", ".join(self.defaults) or "none"
-            raise ValueError(f"rule {self.name!r}: unknown hyper-parameter(s) {', '.join(unknown)}; "
-                             f"it takes: {known}")
+            raise ValueError(f"rule {self.name!r}: unknown hyper-parameter(s) "
+                             f"{', '.join(unknown)}; it takes: {known}")
         self.net = net
         self.hp = {**self.defaults, **hp}
         self.rng = rng
@@ -81,11 +81,12 @@ class Rule:
         missing, extra = sorted(set(self.fixed) - set(state)), sorted(set(state) - set(self.fixed))
         if missing or extra:
             raise ValueError(f"rule {self.name!r}: checkpoint state does not match "
-                             f"(missing {missing}, unexpected {extra}); was it saved by another rule?")
+                             f"(missing {missing}, unexpected {extra}); "
+                             "was it saved by another rule?")
         for key, value in state.items():
             if tuple(value.shape) != tuple(self.fixed[key].shape):
-                raise ValueError(f"rule {self.name!r}: state {key!r} has shape {tuple(value.shape)}, "
-                                 f"expected {tuple(self.fixed[key].shape)}")
+                raise ValueError(f"rule {self.name!r}: state {key!r} has shape "
+                                 f"{tuple(value.shape)}, expected {tuple(self.fixed[key].shape)}")
             self.fixed[key][...] = self.xp.asarray(value)
 
     # --- helpers for subclasses ----------------------------------------------------------

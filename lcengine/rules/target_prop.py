@@ -49,7 +49,8 @@ class TargetProp(Rule):
         super().__init__(net, hp, rng)
         for l in range(1, self.L):
             if self.act(l).name != "tanh":
-                raise ValueError(f"rule {self.name!r}: layer {l} is followed by {self.act(l).name!r}; "
+                raise ValueError(f"rule {self.name!r}: layer {l} is followed by "
+                                 f"{self.act(l).name!r}; "
                                  "the target-propagation rules need tanh hidden layers")
         if self.hp["local_loss"] not in LOCAL_LOSSES:
             raise ValueError(f"rule {self.name!r}: local_loss must be one of "
@@ -58,7 +59,8 @@ class TargetProp(Rule):
         self.inverses = {l: self.layer(l).inverse(rng) for l in range(2, last + 1)}
 
     def inverse_params(self) -> dict:
-        return {f"inv.{l - 1}.{k}": v for l, g in self.inverses.items() for k, v in g.params.items()}
+        return {f"inv.{l - 1}.{k}": v for l, g in self.inverses.items()
+                for k, v in g.params.items()}
 
     # --- g_l and what it reads ---------------------------------------------------------------
     def code(self, l, h_below, a=None):
