@@ -144,7 +144,7 @@ class TrainConfig:
                                         "usf/brsf/frsf: their magnitudes those of U(±scale) "
                                         "[default: each layer's Glorot limit]", check=_POSITIVE)
     weight_decay: float | None = _opt(None, float, "KP: W and B shrink by (1 − λ) every step "
-                                      f"[default: {KP_WEIGHT_DECAY:g}, Akrout et al.]",
+                                      f"[default: {KP_WEIGHT_DECAY:g}, measured: docs/rules.md]",
                                       check=_NON_NEGATIVE)
 
     @property
