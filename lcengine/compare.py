@@ -4,7 +4,9 @@ For each (dataset, arch) of the runs: a Markdown table of every rule's best and 
 train error beside the paper's, with the epochs run out of the epochs asked, how much the best
 fell in the last epochs and when the curve would reach the paper's number (a power-law fit,
 epochs_to_reach); one figure overlaying every rule's test- and train-error curves with the
-paper's best as a mark; one figure of each rule's angle to BP's gradient per layer over epochs.
+paper's best as a mark; one figure of each rule's angle to BP's gradient per layer over epochs,
+and one of the angle between each layer's feedback weights B_l and W_l (FA, the sign-symmetry
+rules, KP: does B stay random, keep W's signs, or learn W?).
 Above them, one overview in Table 1's layout.
 
 What one table may hold (anything else is "mixed settings", a one-line ReportError):
@@ -317,14 +319,39 @@ def curves_figure(group: Group, colours: dict, path: Path) -> Path | None:
     return save_png(fig, path)
 
 
-def angles_figure(group: Group, path: Path) -> Path | None:
-    """A panel per run that records angles to BP (every rule but BP): one line per layer.
-    None if no run has any."""
-    rows = [row for row in group.rows if any(r.get("alignment_deg") for r in row.run.history)]
+@dataclass(frozen=True)
+class AngleKind:
+    """One per-layer angle an epoch record holds (train.epoch_record), as a figure."""
+    key: str                 # the record's {name: degrees}
+    slug: str                # the figure file's suffix
+    caption: str             # its alt text in the report
+    axis: str
+    title: str
+
+
+ANGLE_KINDS = (
+    AngleKind("alignment_deg", "angles", "angle to BP per layer", "angle to BP (°)",
+              "angle between each layer's update and BP's gradient (one fixed minibatch)"),
+    AngleKind("feedback_deg", "feedback", "angle between B and W per layer", "angle B to W (°)",
+              "angle between each layer's feedback weights B_l and its forward weights W_l"),
+)
+
+
+def _layer_number(name: str) -> int:
+    """1-based layer of an angle's name: "0.W" (layer 1's W), "B.1" (the B of layer 2)."""
+    return int(next(part for part in name.split(".") if part.isdigit())) + 1
+
+
+def angles_figure(group: Group, kind: AngleKind, path: Path) -> Path | None:
+    """A panel per run that records `kind`'s angles (to BP: every rule but BP; B to W: the rules
+    with feedback weights): one line per layer, a layer's colour the same in both kinds. None
+    if no run has any."""
+    rows = [row for row in group.rows if any(r.get(kind.key) for r in row.run.history)]
     if not rows:
         return None
-    layers = {k for row in rows for r in row.run.history for k in r.get("alignment_deg", {})}
-    layers = sorted(layers, key=lambda k: int(k.split(".")[0]))
+    names = {k for row in rows for r in row.run.history for k in r.get(kind.key, {})}
+    names = sorted(names, key=_layer_number)
+    depth = max(len(row.run.history[-1].get("alignment_deg") or {}) for row in rows) or len(names)
     shades = plt.get_cmap("viridis")
     ncols = min(3, len(rows))
     nrows = math.ceil(len(rows) / ncols)
@@ -332,18 +359,19 @@ def angles_figure(group: Group, path: Path) -> Path | None:
                              sharey=True, squeeze=False)
     top = 90.0
     for ax, row in zip(axes.flat, rows):
-        h = [r for r in row.run.history if r.get("alignment_deg")]
-        for i, layer in enumerate(layers):
-            degrees = [r["alignment_deg"].get(layer, math.nan) for r in h]
+        h = [r for r in row.run.history if r.get(kind.key)]
+        for name in names:
+            degrees = [r[kind.key].get(name, math.nan) for r in h]
             top = max([top] + [d for d in degrees if d == d])
-            ax.plot([r["epoch"] for r in h], degrees, label=f"layer {int(layer.split('.')[0]) + 1}",
-                    color=shades(0.85 * i / max(1, len(layers) - 1)),
+            layer = _layer_number(name)
+            ax.plot([r["epoch"] for r in h], degrees, label=f"layer {layer}",
+                    color=shades(0.85 * (layer - 1) / max(1, depth - 1)),
                     marker="." if len(h) < 30 else None)
         ax.set_title(row.label, fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
-        ax.set_ylabel("angle to BP (°)")
+        ax.set_ylabel(kind.axis)
     for ax in axes.flat[len(rows):]:
         ax.set_visible(False)
     for column in range(ncols):       # the lowest panel of each column shows the epochs
@@ -353,8 +381,7 @@ def angles_figure(group: Group, path: Path) -> Path | None:
     axes[0, 0].set_ylim(0, top * 1.05)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", frameon=False)
-    fig.suptitle(f"{group.title}: angle between each layer's update and BP's gradient "
-                 "(one fixed minibatch)")
+    fig.suptitle(f"{group.title}: {kind.title}")
     fig.tight_layout(rect=(0, 0, 0.88, 1))
     return save_png(fig, path)
 
@@ -375,13 +402,14 @@ def compare(runs: list[RunRecord], figures: Path, markdown: Path | None = None) 
         notes = set().union(*(setting_notes(row.run.config) for row in g.rows))
         parts += [f"### {g.title} (`{g.rows[0].run.config.net}`)", "", group_table(g),
                   *(f"{note}\n" for note in sorted(notes))]
-        for kind, figure in (("test and train error per epoch",
-                              curves_figure(g, colours, figures / f"{g.slug}-errors.png")),
-                             ("angle to BP per layer",
-                              angles_figure(g, figures / f"{g.slug}-angles.png"))):
+        drawn = [("test and train error per epoch",
+                  curves_figure(g, colours, figures / f"{g.slug}-errors.png"))]
+        drawn += [(kind.caption, angles_figure(g, kind, figures / f"{g.slug}-{kind.slug}.png"))
+                  for kind in ANGLE_KINDS]
+        for caption, figure in drawn:
             if figure is not None:
                 link = Path(os.path.relpath(figure, base)).as_posix()
-                parts += [f"![{g.title}: {kind}]({link})", ""]
+                parts += [f"![{g.title}: {caption}]({link})", ""]
     return "\n".join(parts)
 
 

@@ -15,23 +15,24 @@ from lcengine.config import resolve
 from lcengine.report import read_run
 
 
-def record(epoch, test, train, angles=None, seconds=60.0):
+def record(epoch, test, train, angles=None, feedback=None, seconds=60.0):
     """An epoch record with every key train.epoch_record writes."""
     return {"epoch": epoch, "train_error": train, "test_error": test, "best_test_error": test,
             "loss": 0.1, "test_loss": 0.1, "images_per_s": 1000.0, "seconds": seconds,
-            "alignment_deg": angles or {}, "feedback_deg": {}, "info": {}}
+            "alignment_deg": angles or {}, "feedback_deg": feedback or {}, "info": {}}
 
 
-def make_run(root: Path, name: str, errors, angles=None, **settings) -> Path:
+def make_run(root: Path, name: str, errors, angles=None, feedback=None, **settings) -> Path:
     """A run directory; `errors` [(test, train)] per epoch, `angles` a {layer: degrees} per epoch
-    (the top layer at 0, as every rule's is)."""
+    (the top layer at 0, as every rule's is), `feedback` the same for B to W."""
     run = root / name
     run.mkdir(parents=True)
     given = {"dataset": "mnist", "data": str(root), "arch": "lc", "epochs": 100,
              "batch_size": 100, "train_eval_images": 0, "out": str(run), **settings}
     config, _ = resolve([("test", given)])
     (run / "config.toml").write_text(config.to_toml())
-    lines = [json.dumps(record(i + 1, test, train, angles and {**angles(i), "2.W": 0.0}))
+    lines = [json.dumps(record(i + 1, test, train, angles and {**angles(i), "2.W": 0.0},
+                               feedback and feedback(i)))
              for i, (test, train) in enumerate(errors)]
     (run / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
     return run
@@ -46,12 +47,17 @@ def fa_angles(epoch):
     return {"0.W": 80.0 - epoch, "1.W": 60.0 - 2 * epoch}
 
 
+def fa_feedback(epoch):
+    return {"B.1": 89.0, "B.2": 70.0 - epoch}
+
+
 @pytest.fixture
 def runs(tmp_path):
     """MNIST-LC: BP finished, FA 3 epochs in, DTP 12 epochs in, TP not started; CIFAR-10 FC BP."""
     root = tmp_path / "runs"
     make_run(root, "mnist-lc-bp", [(3.0, 2.5), (1.5, 0.5), (1.6, 0.0)], algo="bp", epochs=3)
-    make_run(root, "mnist-lc-fa", [(4.0, 3.5), (1.9, 0.5), (2.1, 0.4)], fa_angles, algo="fa")
+    make_run(root, "mnist-lc-fa", [(4.0, 3.5), (1.9, 0.5), (2.1, 0.4)], fa_angles, fa_feedback,
+             algo="fa")
     dtp = [(10.0 - i * 0.5, 9.0 - i * 0.5) for i in range(12)]
     make_run(root, "mnist-lc-dtp", dtp, fa_angles, algo="dtp")
     make_run(root, "mnist-lc-tp", [], algo="tp")
@@ -96,7 +102,10 @@ def test_table_numbers_beside_the_paper(runs, tmp_path):
     assert out.read_text() == f"{BEGIN}\n{text.rstrip()}\n{END}\n"
     assert "![MNIST LC: test and train error per epoch](figures/mnist-lc-errors.png)" in text
     assert "![MNIST LC: angle to BP per layer](figures/mnist-lc-angles.png)" in text
+    assert ("![MNIST LC: angle between B and W per layer](figures/mnist-lc-feedback.png)"
+            in text)
     assert "cifar10-fc-angles" not in text                       # BP alone: no angles
+    assert "cifar10-fc-feedback" not in text
 
 
 def test_figures_are_written(runs, tmp_path):
@@ -104,7 +113,7 @@ def test_figures_are_written(runs, tmp_path):
     comparison_report([read_run(d) for d in sorted(runs.iterdir())], None, str(figures))
     written = {p.name: p.read_bytes() for p in figures.iterdir()}
     assert set(written) == {"mnist-lc-errors.png", "mnist-lc-angles.png",
-                            "cifar10-fc-errors.png"}
+                            "mnist-lc-feedback.png", "cifar10-fc-errors.png"}
     for name, data in written.items():
         assert data.startswith(b"\x89PNG") and len(data) > 20_000, name
 
