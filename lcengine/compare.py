@@ -351,7 +351,7 @@ def angles_figure(group: Group, kind: AngleKind, path: Path) -> Path | None:
         return None
     names = {k for row in rows for r in row.run.history for k in r.get(kind.key, {})}
     names = sorted(names, key=_layer_number)
-    depth = max(len(row.run.history[-1].get("alignment_deg") or {}) for row in rows) or len(names)
+    depth = _layer_number(names[-1])      # the top layer: both kinds name it (W_L, B_L)
     shades = plt.get_cmap("viridis")
     ncols = min(3, len(rows))
     nrows = math.ceil(len(rows) / ncols)

@@ -529,8 +529,8 @@ def loop(run: Run, run_dir: Path, position: Position, history: list, tally: dict
             if asked:
                 raise interrupt.stop(f"after epoch {epoch + 1}; {resume_with}")
             if told:
-                raise Interrupted(f"stopped after epoch {epoch + 1}, as after_epoch asked; "
-                                  f"{resume_with}")
+                raise Interrupted(f"stopped after epoch {epoch + 1} at its caller's request "
+                                  f"(a sweep's pruner); {resume_with}")
     return history
 
 

@@ -7,9 +7,9 @@ included): training then checkpoints where it stands and stops, as on Ctrl-C, an
 resumes the trial. Without this, a killed worker's trial would go on training unwatched while
 the study waits for it.
 
-After each epoch is saved, the trial writes the epoch's number to the pipe EPOCH_FD and waits
-for the worker's verdict on VERDICT_FD: one byte, `s` to stop (the pruner's call) or anything
-else to go on. So the pruner sees every epoch before the next one starts, and a sweep prunes the
+After each epoch is saved, the trial writes one byte to the pipe EPOCH_FD and waits for the
+worker's verdict on VERDICT_FD: one byte, `s` to stop (the pruner's call) or anything else to go
+on. So the pruner sees every epoch before the next one starts, and a sweep prunes the
 same trials however fast the epochs or however busy the machine. A closed verdict pipe (the
 worker is gone, or stopping the sweep) means go on: the worker's SIGINT stops the run.
 """
@@ -20,6 +20,8 @@ import sys
 
 from lcengine.worker_life import signal_at_parent_death
 
+#: what the trial writes at each end of epoch
+EPOCH_ENDED = b"e"
 #: the verdict byte that stops the trial
 STOP = b"s"
 #: the verdict byte that lets it go on
@@ -34,7 +36,7 @@ def main() -> None:
 
     def after_epoch(record: dict) -> bool:
         try:
-            os.write(epoch_fd, f"{record['epoch']}\n".encode())
+            os.write(epoch_fd, EPOCH_ENDED)
         except BrokenPipeError:
             return False
         return os.read(verdict_fd, 1) == STOP

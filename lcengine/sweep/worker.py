@@ -124,7 +124,7 @@ class TrialRun:
         if not said:
             os.close(self.epochs_ended)
             self.epochs_ended = None
-        return said.count(b"\n")
+        return len(said)                 # a byte per end of epoch
 
     def answer(self, count: int) -> None:
         for _ in range(count if self.verdicts is not None else 0):
@@ -253,6 +253,10 @@ class Worker:
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 pass_fds=(lock.fileno(), trial_says, trial_hears), start_new_session=True,
                 env=trial_environment())
+        except BaseException:
+            os.close(epochs_ended)
+            os.close(verdicts)
+            raise
         finally:
             os.close(trial_says)
             os.close(trial_hears)
