@@ -189,3 +189,18 @@ def test_a_cell_that_reached_the_paper_says_when(tmp_path):
     result = invoke("--figures", tmp_path / "figures", run)
     assert rows_of(result.output.split("### ")[1])["FA"].endswith(        # 1.20 ≤ 1.26 at 2
         "| 1.26 | 0.00 | -0.06 | – | reached (2) | 3 min |")
+
+
+@pytest.mark.parametrize("values, scale", [
+    ([8.6, 3.0, 1.6, 1.36], "log"),            # MNIST test error: a factor of 6
+    ([8.0, 0.5, 0.0, 0.0], "symlog"),          # a train error that reaches 0
+    ([63.5, 52.0, 43.4], "linear"),            # CIFAR-10: a factor of 1.5
+])
+def test_error_axis_is_logarithmic_where_the_errors_span_a_factor_of_4(values, scale):
+    import matplotlib.pyplot as plt
+
+    from lcengine.compare import _error_scale
+    fig, ax = plt.subplots()
+    _error_scale(ax, values)
+    assert ax.get_yscale() == scale
+    plt.close(fig)
