@@ -35,6 +35,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from .checkpoint import atomic_write_text
 from .config import ALGOS, ARCHS, DATASETS, SCHEDULES, TrainConfig
 from .paper_results import paper_result
+from .rules import RULES
 from .report import ReportError, RunRecord, pct, plt, save_png, setting_notes
 
 GROUP = ("dataset", "arch")
@@ -90,7 +91,9 @@ class Group:
 
 
 def rule_name(algo: str, schedule: str | None) -> str:
-    return algo.upper() + (f", {schedule}" if schedule else "")
+    rule = RULES.get(algo)
+    title = rule.title if rule is not None and rule.title else algo.upper()
+    return title + (f", {schedule}" if schedule else "")
 
 
 def _order(values: tuple, value) -> tuple:

@@ -204,3 +204,10 @@ def test_error_axis_is_logarithmic_where_the_errors_span_a_factor_of_4(values, s
     _error_scale(ax, values)
     assert ax.get_yscale() == scale
     plt.close(fig)
+
+
+def test_rules_are_named_as_the_literature_writes_them():
+    from lcengine.compare import rule_name
+    assert rule_name("usf", None) == "uSF"
+    assert rule_name("brsf", None) == "brSF"
+    assert rule_name("dtp", "alternating") == "DTP, alternating"

@@ -41,6 +41,7 @@ class Rule:
     """
 
     name = ""
+    title = ""          # as the literature writes it, for tables and figures; else name.upper()
     defaults: dict = {}
 
     def __init__(self, net, hp: dict, rng):

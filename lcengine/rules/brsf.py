@@ -15,6 +15,7 @@ from .sign_symmetry import SignSymmetry
 
 class BRSF(SignSymmetry):
     name = "brsf"
+    title = "brSF"
 
     def magnitude(self, l):
         return self.random_magnitude(l)                                 # |M_l|, this batch's

@@ -13,6 +13,7 @@ from .sign_symmetry import SignSymmetry
 
 class FRSF(SignSymmetry):
     name = "frsf"
+    title = "frSF"
 
     def __init__(self, net, hp, rng):
         super().__init__(net, hp, rng)

@@ -15,6 +15,7 @@ from .sign_symmetry import SignSymmetry
 
 class USF(SignSymmetry):
     name = "usf"
+    title = "uSF"
 
     def magnitude(self, l):
         return self.std(l)                                              # s_l
