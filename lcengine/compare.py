@@ -91,8 +91,7 @@ class Group:
 
 
 def rule_name(algo: str, schedule: str | None) -> str:
-    rule = RULES.get(algo)
-    title = rule.title if rule is not None and rule.title else algo.upper()
+    title = getattr(RULES.get(algo), "title", "") or algo.upper()
     return title + (f", {schedule}" if schedule else "")
 
 
@@ -272,7 +271,8 @@ def _error_scale(ax, values: list) -> None:
     65 % → 40 %); symlog where one is exactly 0 (a train error), linear only below the smallest
     non-zero decade."""
     positive = [v for v in values if v is not None and v > 0]
-    if not positive or max(positive) / min(positive) < 4:
+    span = max(positive) / min(positive) if positive else 1.0
+    if span < 4:
         ax.set_ylim(bottom=0)
         return
     if len(positive) < len([v for v in values if v is not None]):
@@ -281,8 +281,8 @@ def _error_scale(ax, values: list) -> None:
         ax.set_ylim(bottom=0)
     else:
         ax.set_yscale("log")
-        narrow = max(positive) / min(positive) < 20       # under about a decade: more ticks
-        ax.yaxis.set_major_locator(LogLocator(subs=(1, 1.5, 2, 3, 5, 7) if narrow else (1, 2, 5)))
+        ticks = (1, 1.5, 2, 3, 5, 7) if span < 20 else (1, 2, 5)  # more under about a decade
+        ax.yaxis.set_major_locator(LogLocator(subs=ticks))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from lcengine.cli import main
-from lcengine.compare import BEGIN, END, comparison_report, epochs_to_reach, group_runs
+from lcengine.compare import (BEGIN, END, _error_scale, comparison_report, epochs_to_reach,
+                              group_runs, rule_name)
 from lcengine.config import resolve
-from lcengine.report import read_run
+from lcengine.report import plt, read_run
 
 
 def record(epoch, test, train, angles=None, feedback=None, seconds=60.0):
@@ -197,9 +198,6 @@ def test_a_cell_that_reached_the_paper_says_when(tmp_path):
     ([63.5, 52.0, 43.4], "linear"),            # CIFAR-10: a factor of 1.5
 ])
 def test_error_axis_is_logarithmic_where_the_errors_span_a_factor_of_4(values, scale):
-    import matplotlib.pyplot as plt
-
-    from lcengine.compare import _error_scale
     fig, ax = plt.subplots()
     _error_scale(ax, values)
     assert ax.get_yscale() == scale
@@ -207,7 +205,6 @@ def test_error_axis_is_logarithmic_where_the_errors_span_a_factor_of_4(values, s
 
 
 def test_rules_are_named_as_the_literature_writes_them():
-    from lcengine.compare import rule_name
     assert rule_name("usf", None) == "uSF"
     assert rule_name("brsf", None) == "brSF"
     assert rule_name("dtp", "alternating") == "DTP, alternating"
